@@ -1,0 +1,71 @@
+"""The Sanic application factory. Each worker process builds its own app, pool and threads."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from sanic import Blueprint, Request, Sanic
+
+from shopctl.api import system
+from shopctl.api.responses import error_response
+from shopctl.config import Settings, load_settings
+from shopctl.db import init_database
+
+MAX_BODY_BYTES = 1024 * 1024
+EXECUTOR_THREADS = 16
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _blueprints() -> list[Blueprint]:
+    return [system.api]
+
+
+def _register_lifecycle(app: Sanic, settings: Settings) -> None:
+    @app.before_server_start
+    async def open_resources(app: Sanic):
+        app.ctx.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="shopctl-db")
+        app.ctx.database = init_database(
+            settings.database_url, max_connections=EXECUTOR_THREADS + 4
+        )
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic):
+        app.ctx.executor.shutdown(wait=True)
+        if hasattr(app.ctx.database, "close_all"):
+            app.ctx.database.close_all()
+
+
+def _register_middleware(app: Sanic) -> None:
+    @app.on_request(priority=100)
+    async def assign_request_id(request: Request):
+        incoming = request.headers.get("x-request-id", "")
+        request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.on_response(priority=100)
+    async def stamp_response(request: Request, response):
+        request_id = getattr(request.ctx, "request_id", None) or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"
+
+
+def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic:
+    """Build the API. Called once per worker process (Sanic's AppLoader factory)."""
+    settings = settings or load_settings()
+    settings.check_production()
+    app = Sanic(name, strict_slashes=False)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.ctx.settings = settings
+    app.ctx.started_at = time.monotonic()
+    app.error_handler.add(Exception, error_response)
+    _register_lifecycle(app, settings)
+    _register_middleware(app)
+    app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
+    app.add_route(system.root, "/", methods=["GET"], name="root")
+    logging.getLogger("sanic.root").setLevel(logging.WARNING)
+    return app

@@ -1,0 +1,61 @@
+"""What every handler needs: run a service off the event loop, read and validate input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import partial
+from typing import Any
+
+from peewee import InterfaceError, OperationalError
+from sanic import Request
+
+from shopctl.db import connection, discard_connection
+from shopctl.errors import InvalidInput
+from shopctl.schemas import Schema, validate
+
+
+def _in_thread(fn, args, kwargs):
+    with connection():
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            discard_connection()
+            raise
+
+
+async def call(request: Request, fn, *args, **kwargs) -> Any:
+    """Run a synchronous service in the app's thread pool.
+
+    Services own their transactions, so no transaction ever spans an await.
+    """
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        request.app.ctx.executor, partial(_in_thread, fn, args, kwargs)
+    )
+
+
+def json_body(request: Request) -> Any:
+    """The request's JSON body; like the seed, `{"data": "<json>"}` is unwrapped."""
+    if not request.body:
+        return {}
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput([{"path": "body", "message": "Malformed JSON body"}]) from None
+    if isinstance(payload, dict) and set(payload) == {"data"} and isinstance(payload["data"], str):
+        try:
+            payload = json.loads(payload["data"])
+        except ValueError:
+            raise InvalidInput([{"path": "data", "message": "Malformed JSON in data"}]) from None
+    return payload
+
+
+def body(request: Request, schema: type[Schema]) -> Schema:
+    return validate(schema, json_body(request))
+
+
+def query(request: Request, schema: type[Schema]) -> Schema:
+    """Query string parsed by `schema`; repeated keys keep the last value."""
+    args = {key: values[-1] for key, values in request.args.items()}
+    return validate(schema, args)

@@ -1,0 +1,90 @@
+"""What every command needs: settings and database, errors turned into exit codes, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any
+
+import typer
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _stderr(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(message, markup=False, style="bold red")
+
+
+def fail(message: str, code: int = EXIT_FAILED):
+    """Print `message` for the operator and stop with `code`."""
+    _stderr(f"Error: {message}")
+    raise typer.Exit(code)
+
+
+def usage_error(message: str):
+    fail(message, EXIT_USAGE)
+
+
+def bootstrap():
+    """Load settings and open the database; returns the settings."""
+    from shopctl.config import load_settings
+    from shopctl.db import init_database
+
+    settings = load_settings()
+    init_database(settings.database_url, max_connections=8)
+    return settings
+
+
+def handle_errors(command):
+    """Translate domain and database errors into a one-line message and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from peewee import DatabaseError
+
+        from shopctl.errors import InvalidInput, ShopError
+
+        try:
+            return command(*args, **kwargs)
+        except InvalidInput as exc:
+            details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
+            fail(f"{exc.message}: {details}", EXIT_USAGE)
+        except ShopError as exc:
+            fail(exc.message)
+        except DatabaseError as exc:
+            fail(f"database error ({type(exc).__name__}): {str(exc).strip().splitlines()[0]}")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("SHOPCTL_DEBUG"):
+                raise
+            fail(f"unexpected {type(exc).__name__}; rerun with SHOPCTL_DEBUG=1 for details")
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before changing money or stock, unless --yes; a refusal exits 1."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        fail("refusing to change money or stock without confirmation: pass --yes")
+    if not typer.confirm(question, default=False):
+        fail("aborted")

@@ -1,0 +1,33 @@
+"""`shopctl doctor`: is this installation healthy?"""
+
+from __future__ import annotations
+
+import typer
+
+from shopctl.commands.common import console, handle_errors, print_json
+
+
+@handle_errors
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Check configuration, database, migrations, the stock ledger and stuck orders.
+
+    Exits 1 when anything is wrong. Example: shopctl doctor --json
+    """
+    from shopctl.config import load_settings
+    from shopctl.db import init_database
+    from shopctl.services.doctor import run_checks
+
+    settings = load_settings()
+    init_database(settings.database_url, max_connections=4)
+    report = run_checks(settings)
+    if as_json:
+        print_json({"ok": report.ok, "checks": [vars(check) for check in report.checks]})
+    else:
+        out = console()
+        for check in report.checks:
+            mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+            out.print(f"{mark} {check.name:<14} {check.detail}")
+            if check.hint and not check.ok:
+                out.print(f"       → {check.hint}")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,61 @@
+"""`shopctl serve`: the REST API, in one or several worker processes."""
+
+from __future__ import annotations
+
+
+import typer
+
+from shopctl.commands.common import console, handle_errors, usage_error
+
+
+def app_factory():
+    """Sanic's AppLoader calls this in every worker; settings come from the environment."""
+    from shopctl.api.app import create_app
+
+    return create_app()
+
+
+def _run(host: str, port: int, workers: int) -> None:
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    loader = AppLoader(factory=app_factory)
+    app = loader.load()
+    app.prepare(host=host, port=port, workers=workers, access_log=False, motd=False)
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+@handle_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(None, help="Port; defaults to $PORT, then 8000."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+    migrate: bool = typer.Option(False, "--migrate", help="Apply pending migrations first."),
+    sandbox: bool = typer.Option(
+        False, "--sandbox", help="Also run the local Stripe sandbox and wire the API to it."
+    ),
+    sandbox_port: int = typer.Option(12111, help="Port of the sandbox with --sandbox."),
+) -> None:
+    """Serve the API under /api/v1.
+
+    Example: shopctl serve --migrate --workers 2 --port 8080
+    """
+    from shopctl import db
+    from shopctl.config import load_settings
+
+    settings = load_settings()
+    settings.check_production()
+    port = port or settings.port
+    if not 0 < port < 65536:
+        usage_error(f"--port must be between 1 and 65535, got {port}")
+    if migrate:
+        db.init_database(settings.database_url, max_connections=2)
+        applied = db.migrate()
+        console().print(f"Applied {len(applied)} migration(s).")
+        db.database.close()
+    if sandbox:
+        from shopctl.commands.sandbox import start_beside_api
+
+        start_beside_api(host, sandbox_port, api_url=f"http://{host}:{port}")
+    console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
+    _run(host, port, workers)

@@ -1,0 +1,162 @@
+"""The database: built from DATABASE_URL, shared by every model through one proxy.
+
+SQLite gets WAL, a busy timeout and foreign keys; its write transactions start
+with `BEGIN IMMEDIATE` so two writers queue on the lock instead of failing
+half-way. PostgreSQL gets a connection pool. Peewee keeps one connection per
+thread, so each executor thread of the API has its own.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from peewee import (
+    Database,
+    DatabaseError,
+    DatabaseProxy,
+    InterfaceError,
+    OperationalError,
+    SqliteDatabase,
+)
+from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
+
+from shopctl.errors import ConfigError
+
+database = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+    "synchronous": "normal",
+}
+
+MIGRATION_TABLE = "schema_migration"
+
+
+def open_database(url: str, *, max_connections: int = 32) -> Database:
+    """A peewee database for `url` (sqlite:///path or postgresql://user:pass@host:port/db)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise ConfigError(f"DATABASE_URL: give a file, e.g. sqlite:///shopctl.db (got {url!r})")
+        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+    if parsed.scheme in ("postgresql", "postgres"):
+        name = unquote(parsed.path.lstrip("/"))
+        if not name:
+            raise ConfigError("DATABASE_URL: name the PostgreSQL database, e.g. .../shop")
+        return PooledPostgresqlDatabase(
+            name,
+            max_connections=max_connections,
+            stale_timeout=300,
+            timeout=10,
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            connect_timeout=5,
+        )
+    raise ConfigError(
+        "DATABASE_URL must start with sqlite:/// or postgresql:// "
+        f"(got a {parsed.scheme or 'schemeless'} URL)"
+    )
+
+
+def init_database(url: str, **kwargs) -> Database:
+    """Point every model at the database for `url` and return it (reused if already there)."""
+    if database.obj is not None and getattr(database.obj, "shopctl_url", None) == url:
+        return database.obj
+    db = open_database(url, **kwargs)
+    db.shopctl_url = url
+    database.initialize(db)
+    return db
+
+
+def is_sqlite() -> bool:
+    return isinstance(database.obj, SqliteDatabase)
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PooledPostgresqlDatabase)
+
+
+def write_transaction():
+    """A transaction that will write: takes SQLite's write lock up front."""
+    if is_sqlite():
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
+def release_connection() -> None:
+    """Give this thread's connection back to the pool (PostgreSQL) or keep it (SQLite).
+
+    A connection broken by a database outage is closed so the next call reconnects.
+    """
+    db = database.obj
+    if db is None or db.is_closed() or db.in_transaction():
+        return
+    if is_postgres():
+        db.close()
+
+
+@contextmanager
+def connection():
+    """Run a block on this thread's connection and hand it back afterwards."""
+    try:
+        yield database
+    finally:
+        release_connection()
+
+
+def migrations_dir() -> Path:
+    """Migrations shipped in the wheel (shopctl/migrations) or, in a checkout, ./migrations."""
+    packaged = Path(__file__).parent / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def migration_runner() -> Runner:
+    return Runner(database.obj, directory=str(migrations_dir()), table_name=MIGRATION_TABLE)
+
+
+def migration_status() -> list[tuple[str, object]]:
+    """(name, applied-at or None) for every migration, in order."""
+    return [(m.name, m.applied) for m in migration_runner().status()]
+
+
+def migrate() -> list[str]:
+    """Apply pending migrations; on PostgreSQL, one migrating process at a time."""
+    runner = migration_runner()
+    if not is_postgres():
+        return runner.up()
+    with database.connection_context():
+        database.execute_sql("SELECT pg_advisory_lock(%s)", (0x5D0C7C71,))
+        try:
+            return runner.up()
+        finally:
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (0x5D0C7C71,))
+
+
+def discard_connection() -> None:
+    """Drop this thread's connection after a database error; the next query reconnects."""
+    db = database.obj
+    if db is None or db.is_closed():
+        return
+    try:
+        db.manual_close() if is_postgres() else db.close()
+    except DatabaseError:
+        pass  # already broken: nothing left to close
+
+
+def ping() -> None:
+    """Raise a DatabaseError unless the database answers."""
+    try:
+        database.execute_sql("SELECT 1").fetchone()
+    except (OperationalError, InterfaceError):
+        discard_connection()
+        raise

@@ -1,0 +1,185 @@
+"""Peewee models: the tables, nothing else. Business rules live in shopctl.services.
+
+Timestamps are naive UTC. Money is integer minor units plus a currency code.
+The schema itself is created by the numbered scripts in migrations/.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from shopctl.db import database
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    email = CharField(254, unique=True)
+    password_hash = CharField(100)
+    name = CharField(200, null=True)
+    role = CharField(10, default="USER")
+    is_deleted = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class RefreshSession(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    token_hash = CharField(64, unique=True)
+    family_id = CharField(36, index=True)
+    revoked = BooleanField(default=False)
+    rotated_at = DateTimeField(null=True)
+    expires_at = DateTimeField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class LoginThrottle(BaseModel):
+    """Failed logins per key (`email:…` or `ip:…`), shared by every worker and replica."""
+
+    key = CharField(300, primary_key=True)
+    failures = IntegerField(default=0)
+    window_started_at = DateTimeField(default=utcnow)
+    locked_until = DateTimeField(null=True)
+
+
+class Product(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    name = CharField(200, unique=True)
+    description = TextField(null=True)
+    price_cents = BigIntegerField()
+    currency = CharField(3, default="usd")
+    quantity = IntegerField(default=0)
+    is_archived = BooleanField(default=False, index=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Order(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    user = ForeignKeyField(User, backref="orders")
+    status = CharField(12, default="UNPAID", index=True)
+    amount_cents = BigIntegerField()
+    currency = CharField(3)
+    pay_later = BooleanField(default=False)
+    expires_at = DateTimeField(index=True)
+    stock_released = BooleanField(default=False)
+    idempotency_key = CharField(255, null=True)
+    request_hash = CharField(64, null=True)
+    created_at = DateTimeField(default=utcnow, index=True)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "idempotency_key"), True), (("user", "created_at"), False))
+
+
+class OrderItem(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    order = ForeignKeyField(Order, backref="items", on_delete="CASCADE")
+    product = ForeignKeyField(Product, backref="order_items")
+    product_name = CharField(200)
+    quantity = IntegerField()
+    price_cents = BigIntegerField()
+
+
+class Payment(BaseModel):
+    id = CharField(36, primary_key=True, default=new_id)
+    order = ForeignKeyField(Order, backref="payments", unique=True, on_delete="CASCADE")
+    status = CharField(12, default="PENDING", index=True)
+    amount_cents = BigIntegerField()
+    currency = CharField(3)
+    session_id = CharField(255, null=True, unique=True)
+    payment_intent_id = CharField(255, null=True, unique=True)
+    payment_url = TextField(null=True)
+    session_expires_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+    refunded_cents = BigIntegerField(default=0)
+    late_outcome = CharField(20, null=True)
+    paid_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class StripeEvent(BaseModel):
+    id = CharField(255, primary_key=True)
+    type = CharField(100, index=True)
+    payload = TextField()
+    status = CharField(10, default="RECEIVED", index=True)
+    source = CharField(10, default="webhook")
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+    payment = ForeignKeyField(Payment, null=True, backref="events", on_delete="SET NULL")
+    stripe_created_at = DateTimeField(null=True)
+    received_at = DateTimeField(default=utcnow, index=True)
+    processed_at = DateTimeField(null=True)
+
+
+class StockMovement(BaseModel):
+    """Append-only stock ledger: a product's stock is the sum of its deltas."""
+
+    id = AutoField()
+    product = ForeignKeyField(Product, backref="movements", index=True)
+    delta = IntegerField()
+    reason = CharField(30)
+    order = ForeignKeyField(Order, null=True, backref="movements", index=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class OrderHistory(BaseModel):
+    id = AutoField()
+    order = ForeignKeyField(Order, backref="history", index=True, on_delete="CASCADE")
+    from_status = CharField(12, null=True)
+    to_status = CharField(12)
+    reason = CharField(200)
+    actor = CharField(255)
+    created_at = DateTimeField(default=utcnow)
+
+
+class SyncCursor(BaseModel):
+    """Where a background job (e.g. `events sync`) stopped, so it can resume."""
+
+    name = CharField(50, primary_key=True)
+    value = CharField(255)
+    updated_at = DateTimeField(default=utcnow)
+
+
+ALL_MODELS = [
+    User,
+    RefreshSession,
+    LoginThrottle,
+    Product,
+    Order,
+    OrderItem,
+    Payment,
+    StripeEvent,
+    StockMovement,
+    OrderHistory,
+    SyncCursor,
+]

@@ -1,0 +1,1 @@
+"""The house: every business rule lives here, once, for both front doors."""

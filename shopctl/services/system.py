@@ -1,0 +1,68 @@
+"""Health of the installation: configuration, database, migrations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from peewee import DatabaseError
+
+from shopctl import db
+from shopctl.config import Settings
+
+
+def database_ok() -> bool:
+    try:
+        db.ping()
+    except DatabaseError:
+        return False
+    return True
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+        self.checks.append(Check(name, ok, detail, hint))
+
+
+def check_configuration(settings: Settings, report: Report) -> None:
+    insecure = settings.insecure_settings()
+    if settings.is_production and insecure:
+        report.add("configuration", False, "default or missing: " + ", ".join(insecure),
+                   "set them in the environment or .env")
+    elif insecure:
+        report.add("configuration", True, f"{settings.env}; development defaults for "
+                   + ", ".join(insecure))
+    else:
+        report.add("configuration", True, f"{settings.env}; all secrets set")
+
+
+def check_database(report: Report) -> bool:
+    try:
+        db.ping()
+    except DatabaseError as exc:
+        report.add("database", False, f"unreachable ({type(exc).__name__})",
+                   "check DATABASE_URL and that the server is running")
+        return False
+    kind = "PostgreSQL" if db.is_postgres() else "SQLite"
+    report.add("database", True, f"{kind} reachable")
+    pending = [name for name, applied in db.migration_status() if applied is None]
+    if pending:
+        report.add("migrations", False, f"{len(pending)} pending: " + ", ".join(pending),
+                   "run: shopctl migrate")
+        return False
+    report.add("migrations", True, "schema up to date")
+    return True

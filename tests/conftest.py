@@ -1,0 +1,243 @@
+"""Fixtures shared by the whole suite.
+
+* `backend_url` — a migrated database made for this test session, once on SQLite and once
+  on PostgreSQL (every database test runs on both); dropped at the end.
+* `db` — that database, emptied, with every model pointed at it.
+* `server` — a real `shopctl serve` subprocess on a free port, over that database.
+* `start_server` — start one with other settings (workers, environment).
+* `app_client` — the Sanic app in-process (ASGI), for fast API tests.
+* `cli` — run `shopctl …` in-process with Typer's CliRunner against that database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+import pytest
+
+# Every process of the run (this one and the servers it starts) sees the same settings;
+# bcrypt at its cheapest keeps tests fast without changing any code path.
+TEST_ENV = {
+    "SHOPCTL_ENV": "test",
+    "BCRYPT_SALT_ROUNDS": "4",
+    "JWT_ACCESS_SECRET": "test-access-secret",
+    "JWT_REFRESH_SECRET": "test-refresh-secret",
+    "STRIPE_SECRET_KEY": "sk_test_shopctl",
+    "STRIPE_WEBHOOK_SECRET": "whsec_test_shopctl",
+    "FRONTEND_URL": "http://localhost:3000",
+}
+os.environ.update(TEST_ENV)
+
+DEFAULT_PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_server_url() -> str:
+    return os.environ.get("SHOPCTL_TEST_DATABASE_URL") or DEFAULT_PG_SERVER
+
+
+def _pg_admin():
+    import psycopg2
+
+    conn = psycopg2.connect(_pg_server_url(), connect_timeout=3)
+    conn.autocommit = True
+    return conn
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    try:
+        admin = _pg_admin()
+    except Exception as exc:
+        reason = f"PostgreSQL unavailable at {urlparse(_pg_server_url()).hostname}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(reason.splitlines()[0])
+        pytest.skip(reason.splitlines()[0])
+    name = f"shopctl_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunparse(urlparse(_pg_server_url())._replace(path=f"/{name}"))
+    finally:
+        from shopctl.db import database
+
+        if getattr(database.obj, "shopctl_url", "").endswith(f"/{name}"):
+            database.obj.close_all()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_url(request, tmp_path_factory) -> Iterator[str]:
+    from shopctl import db
+
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "shopctl.db"
+        url = f"sqlite:///{path}"
+        db.init_database(url)
+        db.migrate()
+        yield url
+        return
+    with _postgres_database() as url:
+        db.init_database(url)
+        db.migrate()
+        yield url
+
+
+def empty_all_tables() -> None:
+    from shopctl import db
+    from shopctl.models import ALL_MODELS
+
+    tables = [model._meta.table_name for model in ALL_MODELS]
+    if db.is_postgres():
+        names = ", ".join(f'"{name}"' for name in tables)
+        db.database.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        return
+    with db.database.atomic():
+        for model in reversed(ALL_MODELS):
+            model.delete().execute()
+
+
+@pytest.fixture
+def db(backend_url):
+    """The session's database for this backend, emptied, models bound to it."""
+    from shopctl import db as shop_db
+
+    database = shop_db.init_database(backend_url)
+    empty_all_tables()
+    yield database
+    shop_db.release_connection()
+
+
+@pytest.fixture
+def settings(db):
+    from shopctl.config import load_settings
+
+    return load_settings(env_file=None)
+
+
+class LiveServer:
+    """A `shopctl serve` subprocess and an httpx client pointed at it."""
+
+    def __init__(self, url: str, process: subprocess.Popen, log: Path):
+        self.url = url
+        self.process = process
+        self.log = log
+        self.http = httpx.Client(base_url=url, timeout=30)
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/v1{path}"
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return self.http.request(method, f"/api/v1{path}", **kwargs)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{log.read_text(errors='replace')}")
+
+
+@contextmanager
+def run_server(database_url: str, tmp_path: Path, *, workers: int = 1, env: dict | None = None,
+               args: tuple[str, ...] = ()) -> Iterator[LiveServer]:
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    full_env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(env or {})}
+    command = [sys.executable, "-m", "shopctl", "serve", "--port", str(port),
+               "--workers", str(workers), *args]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=full_env, cwd=tmp_path, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    server = LiveServer(url, process, log)
+    try:
+        _wait_ready(url, process, log)
+        yield server
+    finally:
+        server.http.close()
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def _session_server(backend_url, tmp_path_factory) -> Iterator[LiveServer]:
+    with run_server(backend_url, tmp_path_factory.mktemp("server")) as server:
+        yield server
+
+
+@pytest.fixture
+def server(_session_server, db) -> LiveServer:
+    """A real `shopctl serve` (one worker) over this test's emptied database."""
+    return _session_server
+
+
+@pytest.fixture
+def start_server(db, backend_url, tmp_path):
+    """Start a dedicated server: `with start_server(workers=2, env={...}) as srv: …`."""
+
+    def start(**kwargs):
+        return run_server(backend_url, tmp_path, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def app_client(db, settings):
+    """The API in-process over ASGI: `_, response = app_client.get('/api/v1/health')`."""
+    from sanic import Sanic
+
+    from shopctl.api.app import create_app
+
+    Sanic.test_mode = True
+    app = create_app(settings, name=f"shopctl_test_{uuid.uuid4().hex[:8]}")
+    return app.asgi_client
+
+
+@pytest.fixture
+def cli(db, backend_url, tmp_path, monkeypatch):
+    """Run a shopctl command in-process: `result = cli("orders", "list", "--json")`."""
+    from typer.testing import CliRunner
+
+    from shopctl.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", backend_url)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    return invoke
