@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -152,13 +153,15 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, ready_status: int,
+                timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')}")
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+            health = httpx.get(f"{url}/api/v1/health", timeout=5)
+            if health.status_code == ready_status and "Worker ready" in log.read_text():
                 return
         except httpx.HTTPError:
             pass
@@ -168,7 +171,7 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float =
 
 @contextmanager
 def run_server(database_url: str, tmp_path: Path, *, workers: int = 1, env: dict | None = None,
-               args: tuple[str, ...] = ()) -> Iterator[LiveServer]:
+               args: tuple[str, ...] = (), ready_status: int = 200) -> Iterator[LiveServer]:
     port = free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(env or {})}
@@ -180,7 +183,7 @@ def run_server(database_url: str, tmp_path: Path, *, workers: int = 1, env: dict
     url = f"http://127.0.0.1:{port}"
     server = LiveServer(url, process, log)
     try:
-        _wait_ready(url, process, log)
+        _wait_ready(url, process, log, ready_status)
         yield server
     finally:
         server.http.close()
@@ -214,6 +217,30 @@ def start_server(db, backend_url, tmp_path):
     return start
 
 
+class AppClient:
+    """Synchronous calls into the in-process app; each returns (request, response)."""
+
+    def __init__(self, app):
+        self.sanic_app = app
+        self.loop = asyncio.new_event_loop()
+        self.client = app.asgi_client
+
+    def request(self, method: str, path: str, **kwargs):
+        return self.loop.run_until_complete(self.client.request(method, path, **kwargs))
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+
 @pytest.fixture
 def app_client(db, settings):
     """The API in-process over ASGI: `_, response = app_client.get('/api/v1/health')`."""
@@ -222,8 +249,9 @@ def app_client(db, settings):
     from shopctl.api.app import create_app
 
     Sanic.test_mode = True
-    app = create_app(settings, name=f"shopctl_test_{uuid.uuid4().hex[:8]}")
-    return app.asgi_client
+    client = AppClient(create_app(settings, name=f"shopctl_test_{uuid.uuid4().hex[:8]}"))
+    yield client
+    client.loop.close()
 
 
 @pytest.fixture

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sanic import Blueprint, Request, Sanic
 
-from shopctl.api import system
+from shopctl.api import auth, orders, system, users
+from shopctl.api.guards import frontend_origins
 from shopctl.api.responses import error_response
 from shopctl.config import Settings, load_settings
 from shopctl.db import init_database
+from shopctl.errors import ConfigError
 
 MAX_BODY_BYTES = 1024 * 1024
 EXECUTOR_THREADS = 16
@@ -21,7 +23,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    return [system.api]
+    return [system.api, orders.api, users.api, auth.api]
 
 
 def _register_lifecycle(app: Sanic, settings: Settings) -> None:
@@ -52,6 +54,32 @@ def _register_middleware(app: Sanic) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
 
 
+def _enable_cors(app: Sanic, settings: Settings) -> None:
+    """CORS for FRONTEND_URL's origins, with credentials, by sanic-ext.
+
+    Only sanic-ext's HTTP extension is loaded (it answers preflights); its other
+    built-ins (OpenAPI, injection, health, logging) stay off until a feature wants them.
+    Other origins get no CORS headers at all.
+    """
+    from sanic_ext import Extend
+    from sanic_ext.extensions.http.extension import HTTPExtension
+
+    origins = frontend_origins(settings)
+    if "*" in origins:
+        raise ConfigError("FRONTEND_URL must list origins: '*' cannot allow credentials")
+    config = {
+        "cors_origins": list(origins),
+        "cors_supports_credentials": True,
+        "cors_always_send": False,
+        # Listed, not "*": with credentials browsers read "*" as a header named "*".
+        "cors_allow_headers": "authorization,content-type,idempotency-key,x-request-id",
+        "cors_expose_headers": "x-request-id,retry-after",
+        "cors_max_age": 600,
+        "http_all_methods": False,
+    }
+    Extend(app, extensions=[HTTPExtension], built_in_extensions=False, config=config)
+
+
 def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic:
     """Build the API. Called once per worker process (Sanic's AppLoader factory)."""
     settings = settings or load_settings()
@@ -65,6 +93,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     app.error_handler.add(Exception, error_response)
     _register_lifecycle(app, settings)
     _register_middleware(app)
+    _enable_cors(app, settings)
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
     logging.getLogger("sanic.root").setLevel(logging.WARNING)

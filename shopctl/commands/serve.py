@@ -21,8 +21,14 @@ def _run(host: str, port: int, workers: int) -> None:
 
     loader = AppLoader(factory=app_factory)
     app = loader.load()
-    app.prepare(host=host, port=port, workers=workers, access_log=False, motd=False)
-    Sanic.serve(primary=app, app_loader=loader)
+    # One worker runs in this process: no manager to spawn, half the start-up time.
+    single = workers == 1
+    app.prepare(host=host, port=port, workers=workers, access_log=False, motd=False,
+                single_process=single)
+    if single:
+        Sanic.serve_single(primary=app)
+    else:
+        Sanic.serve(primary=app, app_loader=loader)
 
 
 @handle_errors

@@ -1,0 +1,98 @@
+"""`/order`: place (pay now or later), pay, cancel, read and list orders."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+
+from shopctl.api.common import body, call, query
+from shopctl.api.guards import authenticated
+from shopctl.api.responses import ok
+from shopctl.schemas import IdempotencyKey, OrderCreate, OrderListQuery, OrderRef, validate
+from shopctl.services import orders
+from shopctl.services.common import iso
+
+api = Blueprint("orders", url_prefix="/order")
+
+
+async def start_payment(request: Request, order) -> dict:
+    """Start paying `order` (placed and committed, with `.payment`): {paymentUrl, sessionId, …}.
+
+    The payments work replaces this body with the Stripe Checkout call; it runs after
+    the order's transaction committed and must stay outside any transaction.
+    """
+    return {"paymentUrl": None, "sessionId": None, "message": "Payments are not configured"}
+
+
+def _order_id(order_id: str) -> str:
+    return str(validate(OrderRef, {"orderId": order_id}).orderId)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    raw = request.headers.get("idempotency-key")
+    if raw is None:
+        return None
+    return validate(IdempotencyKey, {"Idempotency-Key": raw}).key
+
+
+async def _place(request: Request, *, pay_later: bool):
+    payload = body(request, OrderCreate)
+    key = _idempotency_key(request)
+    order, created = await call(
+        request, orders.place_order, request.app.ctx.settings, request.ctx.user,
+        payload.items, pay_later=pay_later, idempotency_key=key,
+    )
+    data = {"orderId": order.id, "paymentId": order.payment.id, "expiresAt": iso(order.expires_at)}
+    if pay_later:
+        data["payLater"] = True
+        message = "Order created (pay later)"
+    else:
+        data |= await start_payment(request, order)
+        message = "Order created successfully"
+    response = ok(data, message, status=201)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@api.post("/")
+@authenticated()
+async def create_order(request: Request):
+    return await _place(request, pay_later=False)
+
+
+@api.post("/pay-later")
+@authenticated()
+async def create_pay_later_order(request: Request):
+    return await _place(request, pay_later=True)
+
+
+@api.post("/<order_id>/pay")
+@authenticated()
+async def pay_order(request: Request, order_id: str):
+    order = await call(request, orders.order_to_pay, request.ctx.user, _order_id(order_id))
+    data = {"paymentId": order.payment.id, **await start_payment(request, order)}
+    return ok(data, "Payment started")
+
+
+@api.post("/<order_id>/cancel")
+@authenticated()
+async def cancel_order(request: Request, order_id: str):
+    order = await call(
+        request, orders.cancel_order, _order_id(order_id), user=request.ctx.user, actor="api"
+    )
+    return ok(order, "Order canceled successfully")
+
+
+@api.get("/")
+@authenticated()
+async def list_orders(request: Request):
+    params = query(request, OrderListQuery)
+    rows, meta = await call(request, orders.list_orders, request.ctx.user, params)
+    return ok(rows, "Orders retrieved successfully", meta=meta)
+
+
+@api.get("/<order_id>")
+@authenticated()
+async def get_order(request: Request, order_id: str):
+    order = await call(request, orders.get_order, request.ctx.user, _order_id(order_id))
+    return ok(order, "Order retrieved successfully")

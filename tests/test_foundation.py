@@ -1,0 +1,225 @@
+"""The foundation: configuration, migrations, the API skeleton and the CLI skeleton."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shopctl.config import load_settings, parse_duration
+from shopctl.errors import ConfigError
+from tests.conftest import free_port, run_server
+
+
+def _shopctl(*args: str, env: dict | None = None, cwd=None, input: str | None = None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "shopctl", *args], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, input=input, timeout=60)
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=9100\nSTRIPE_CURRENCY=EUR\nORDER_RESERVATION_MINUTES=5\n")
+    monkeypatch.setenv("PORT", "9200")
+    monkeypatch.delenv("STRIPE_CURRENCY", raising=False)
+    monkeypatch.delenv("ORDER_RESERVATION_MINUTES", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = load_settings(env_file)
+    assert settings.port == 9200
+    assert settings.stripe_currency == "eur"
+    assert settings.order_reservation_minutes == 5
+    assert settings.database_url == "sqlite:///shopctl.db"
+
+
+@pytest.mark.parametrize("text, seconds", [("15m", 900), ("7d", 604800), ("12h", 43200),
+                                            ("90", 90), ("1.5m", 90)])
+def test_seed_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("name, value", [("PORT", "eighty"), ("JWT_ACCESS_EXPIRES", "soon"),
+                                          ("BCRYPT_SALT_ROUNDS", "99"), ("SHOPCTL_ENV", "prod")])
+def test_bad_settings_are_refused_by_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings(None)
+
+
+def test_production_refuses_default_secrets_and_names_them(tmp_path):
+    env = {"SHOPCTL_ENV": "production", "JWT_ACCESS_SECRET": "a-real-secret-value"}
+    for name in ("JWT_REFRESH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        env[name] = ""
+    result = _shopctl("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    for name in ("JWT_REFRESH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        assert name in result.stderr
+    assert "JWT_ACCESS_SECRET" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- migrations and doctor ---------------------------------------------------------------
+
+
+def test_migrate_twice_is_a_no_op_and_list_shows_applied(cli):
+    first = cli("migrate")
+    assert first.exit_code == 0, first.output
+    assert "up to date" in first.output
+    listing = cli("migrate", "--list", "--json")
+    assert listing.exit_code == 0
+    import json
+
+    rows = json.loads(listing.output)
+    assert rows[0]["name"] == "0001_initial" and rows[0]["applied"]
+
+
+def test_fresh_sqlite_database_migrates_and_doctor_goes_green(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db"}
+    before = _shopctl("doctor", env=env, cwd=tmp_path)
+    assert before.returncode == 1
+    assert "shopctl migrate" in before.stdout
+    listing = _shopctl("migrate", "--list", env=env, cwd=tmp_path)
+    assert "pending" in listing.stdout
+    assert _shopctl("migrate", env=env, cwd=tmp_path).returncode == 0
+    after = _shopctl("doctor", env=env, cwd=tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+
+
+def test_doctor_fails_cleanly_when_database_is_unreachable(tmp_path):
+    env = {"DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none"}
+    result = _shopctl("doctor", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unknown_database_scheme_is_a_clear_error(tmp_path):
+    result = _shopctl("migrate", env={"DATABASE_URL": "mysql://root@localhost/shop"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the API skeleton ------------------------------------------------------------------
+
+
+def test_root_and_health(server):
+    root = server.http.get("/")
+    assert root.status_code == 200
+    body = root.json()
+    assert body["success"] is True
+    assert set(body["data"]) == {"message", "environment", "uptime", "timeStamp"}
+    health = server.request("GET", "/health")
+    assert health.json()["data"] == {"status": "ok", "database": "ok"}
+
+
+def test_unknown_route_gets_the_seed_404_envelope(server):
+    response = server.request("GET", "/no/such/thing")
+    assert response.status_code == 404
+    assert response.json() == {
+        "statusCode": 404,
+        "success": False,
+        "message": "API NOT FOUND!",
+        "error": {"path": "/api/v1/no/such/thing", "message": "Your requested path is not found!"},
+    }
+
+
+def test_every_response_carries_a_request_id(server):
+    fresh = server.request("GET", "/health")
+    assert len(fresh.headers["X-Request-ID"]) >= 16
+    echoed = server.request("GET", "/nope", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["X-Request-ID"] == "abc-123"
+    hostile = server.request("GET", "/health", headers={"X-Request-ID": "<script>"})
+    assert hostile.headers["X-Request-ID"] != "<script>"
+    assert fresh.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_malformed_json_gets_a_400_envelope(server):
+    response = server.request("POST", "/auth/login", content=b'{"email": ',
+                              headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["message"] == "Validation Error"
+
+
+def test_bodies_over_one_mebibyte_get_413(server):
+    response = server.request("POST", "/auth/login", content=b"x" * (2 * 1024 * 1024),
+                              headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["success"] is False
+
+
+def test_unexpected_errors_never_leak_internals(app_client):
+    async def explode(request):
+        raise RuntimeError("SELECT password_hash FROM user -- secret")
+
+    app_client.sanic_app.add_route(explode, "/api/v1/explode", name="explode")
+    _, response = app_client.get("/api/v1/explode")
+    assert response.status_code == 500
+    assert response.json["message"] == "Something went wrong"
+    assert "password_hash" not in response.text and "Traceback" not in response.text
+
+
+def test_health_is_503_when_the_database_is_down(tmp_path):
+    down = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    with run_server(down, tmp_path, ready_status=503) as live:
+        response = live.request("GET", "/health")
+        assert response.status_code == 503
+        assert response.json()["error"]["database"] == "unreachable"
+        assert "Traceback" not in live.output()
+
+
+def test_sigterm_shuts_the_server_down_cleanly(start_server):
+    with start_server(workers=2) as live:
+        deadline = time.monotonic() + 20
+        while live.output().count("Worker ready") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert live.request("GET", "/health").status_code == 200
+        live.process.send_signal(signal.SIGTERM)
+        assert live.process.wait(timeout=15) == 0
+        assert "Traceback" not in live.output()
+
+
+# --- the CLI skeleton ------------------------------------------------------------------
+
+
+def test_help_imports_neither_sanic_nor_stripe_nor_the_api():
+    probe = (
+        "import sys\n"
+        "from shopctl.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] if not m.startswith('shopctl') else m\n"
+        "    for m in sys.modules if m.startswith(('sanic', 'stripe', 'shopctl.api',\n"
+        "    'httpx', 'peewee', 'pydantic'))})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "HEAVY []" in result.stderr, result.stderr
+
+
+def test_every_command_has_help_text():
+    import typer.main
+
+    from shopctl.cli import app
+
+    def walk(group, path=()):
+        for name, command in group.commands.items():
+            yield (*path, name), command
+            if hasattr(command, "commands"):
+                yield from walk(command, (*path, name))
+
+    commands = list(walk(typer.main.get_command(app)))
+    assert {path[0] for path, _ in commands} >= {"migrate", "serve", "doctor", "users",
+                                                  "products", "orders", "events", "payments"}
+    for path, command in commands:
+        assert (command.help or "").strip(), f"shopctl {' '.join(path)} has no help"
+
+
+def test_version():
+    result = _shopctl("--version")
+    assert result.returncode == 0 and result.stdout.startswith("shopctl ")
