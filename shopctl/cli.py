@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from shopctl import __version__
-from shopctl.commands import db, doctor, events, orders, payments, products, serve, users
+from shopctl.commands import (
+    db,
+    doctor,
+    events,
+    orders,
+    payments,
+    products,
+    sandbox,
+    serve,
+    users,
+)
 
 app = typer.Typer(
     name="shopctl",
@@ -33,6 +43,7 @@ def main(
 
 app.command("migrate")(db.migrate)
 app.command("serve")(serve.serve)
+app.command("sandbox")(sandbox.sandbox)
 app.command("doctor")(doctor.doctor)
 app.add_typer(users.app, name="users")
 app.add_typer(products.app, name="products")

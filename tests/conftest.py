@@ -31,8 +31,8 @@ import pytest
 TEST_ENV = {
     "SHOPCTL_ENV": "test",
     "BCRYPT_SALT_ROUNDS": "4",
-    "JWT_ACCESS_SECRET": "test-access-secret",
-    "JWT_REFRESH_SECRET": "test-refresh-secret",
+    "JWT_ACCESS_SECRET": "test-access-secret-0123456789abcdef",
+    "JWT_REFRESH_SECRET": "test-refresh-secret-0123456789abcdef",
     "STRIPE_SECRET_KEY": "sk_test_shopctl",
     "STRIPE_WEBHOOK_SECRET": "whsec_test_shopctl",
     "FRONTEND_URL": "http://localhost:3000",
@@ -109,11 +109,24 @@ def empty_all_tables() -> None:
     tables = [model._meta.table_name for model in ALL_MODELS]
     if db.is_postgres():
         names = ", ".join(f'"{name}"' for name in tables)
-        db.database.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        _retry(lambda: db.database.execute_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         return
     with db.database.atomic():
         for model in reversed(ALL_MODELS):
             model.delete().execute()
+
+
+def _retry(action, attempts: int = 5):
+    """A late webhook from the previous test may briefly hold a lock the cleanup needs."""
+    from peewee import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return action()
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -171,8 +184,9 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, ready_status: in
 
 @contextmanager
 def run_server(database_url: str, tmp_path: Path, *, workers: int = 1, env: dict | None = None,
-               args: tuple[str, ...] = (), ready_status: int = 200) -> Iterator[LiveServer]:
-    port = free_port()
+               args: tuple[str, ...] = (), ready_status: int = 200,
+               port: int | None = None) -> Iterator[LiveServer]:
+    port = port or free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(env or {})}
     command = [sys.executable, "-m", "shopctl", "serve", "--port", str(port),
@@ -269,3 +283,76 @@ def cli(db, backend_url, tmp_path, monkeypatch):
         return runner.invoke(app, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+# --- Stripe: the sandbox beside a server wired to it -----------------------------------
+
+SANDBOX_KEY = TEST_ENV["STRIPE_SECRET_KEY"]
+WEBHOOK_SECRET = TEST_ENV["STRIPE_WEBHOOK_SECRET"]
+
+
+class StripeStack:
+    """`shopctl sandbox` plus a `shopctl serve` whose STRIPE_API_BASE points at it."""
+
+    def __init__(self, server: LiveServer, sandbox_url: str):
+        self.server = server
+        self.sandbox_url = sandbox_url
+        self.http = httpx.Client(base_url=sandbox_url, timeout=30)
+
+    def control(self, method: str, path: str, **kwargs) -> dict:
+        response = self.http.request(method, f"/_sandbox{path}", **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    def configure(self, **settings) -> dict:
+        return self.control("POST", "/config", json=settings)
+
+    def pay(self, session_id: str, outcome: str = "succeeded") -> dict:
+        return self.control("POST", f"/sessions/{session_id}/pay", json={"outcome": outcome})
+
+    def stripe(self):
+        import stripe
+
+        return stripe.StripeClient(SANDBOX_KEY, base_addresses={"api": self.sandbox_url})
+
+
+def _start_sandbox(port: int, webhook_url: str, log: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "shopctl", "sandbox", "--port", str(port),
+               "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"sandbox did not start:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="session")
+def _stripe_stack(backend_url, tmp_path_factory) -> Iterator[StripeStack]:
+    tmp = tmp_path_factory.mktemp("stripe")
+    sandbox_port, api_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    webhook = f"http://127.0.0.1:{api_port}/api/v1/payment/webhook"
+    sandbox = _start_sandbox(sandbox_port, webhook, tmp / "sandbox.log")
+    try:
+        with run_server(backend_url, tmp, port=api_port,
+                        env={"STRIPE_API_BASE": sandbox_url}) as server:
+            yield StripeStack(server, sandbox_url)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=15)
+
+
+@pytest.fixture
+def stripe_stack(_stripe_stack, db, monkeypatch) -> Iterator[StripeStack]:
+    """The sandbox (emptied, default settings) and a server wired to it, over `db`."""
+    _stripe_stack.control("POST", "/reset")
+    _stripe_stack.configure(webhooks_enabled=True, latency_ms=0, fail_rate=0.0)
+    monkeypatch.setenv("STRIPE_API_BASE", _stripe_stack.sandbox_url)
+    yield _stripe_stack
+    _stripe_stack.control("POST", "/reset")  # no delivery outlives its test

@@ -1,7 +1,43 @@
-"""`shopctl payments`."""
+"""`shopctl payments`: compare our payments with Stripe."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Payments.", no_args_is_help=True)
+from shopctl.commands.common import bootstrap, console, handle_errors, print_json
+
+app = typer.Typer(help="Payments at Stripe: reconcile.", no_args_is_help=True)
+
+
+@app.command("reconcile")
+@handle_errors
+def reconcile(
+    apply: bool = typer.Option(False, "--apply", help="Fix what can be fixed from Stripe's data."),
+    days: int = typer.Option(30, min=1, max=365, help="Orders created in the last N days."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Report every difference between our payments and Stripe, each with its fix.
+
+    Paid at Stripe but open here, expired there but unpaid here, refunded in the
+    Dashboard but not here, amount mismatches. Example: shopctl payments reconcile --apply
+    """
+    from datetime import timedelta
+
+    from shopctl.services.stripe_sync import reconcile as run
+
+    gaps = run(bootstrap(), apply=apply, window=timedelta(days=days))
+    if as_json:
+        return print_json([gap.as_json() for gap in gaps])
+    out = console()
+    if not gaps:
+        out.print("[green]Everything matches Stripe.[/]")
+        return
+    from rich.table import Table
+
+    table = Table("order", "kind", "detail", "fix" if not apply else "applied")
+    for gap in gaps:
+        table.add_row(gap.order_id, gap.kind, gap.detail,
+                      gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix))
+    out.print(table)
+    if not apply:
+        out.print(f"{len(gaps)} difference(s); run with --apply to fix them.")

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+import atexit
+import os
+import subprocess
+import sys
+
 import typer
 
 from shopctl.commands.common import console, handle_errors, usage_error
@@ -13,6 +18,27 @@ def app_factory():
     from shopctl.api.app import create_app
 
     return create_app()
+
+
+def _start_sandbox(host: str, port: int, api_url: str, settings) -> None:
+    """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop."""
+    secret = settings.stripe_webhook_secrets[0]
+    command = [sys.executable, "-m", "shopctl", "sandbox", "--host", host, "--port", str(port),
+               "--webhook-url", f"{api_url}/api/v1/payment/webhook", "--webhook-secret", secret]
+    process = subprocess.Popen(command)
+    atexit.register(_stop, process)
+    os.environ["STRIPE_API_BASE"] = f"http://{host}:{port}"
+    if not settings.stripe_secret_key.startswith("sk_test_"):
+        os.environ["STRIPE_SECRET_KEY"] = "sk_test_sandbox"
+    console().print(f"Stripe sandbox on http://{host}:{port} (checkout pages, webhooks to the API)")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _run(host: str, port: int, workers: int) -> None:
@@ -60,8 +86,6 @@ def serve(
         console().print(f"Applied {len(applied)} migration(s).")
         db.database.close()
     if sandbox:
-        from shopctl.commands.sandbox import start_beside_api
-
-        start_beside_api(host, sandbox_port, api_url=f"http://{host}:{port}")
+        _start_sandbox(host, sandbox_port, f"http://{host}:{port}", settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
     _run(host, port, workers)

@@ -1,0 +1,73 @@
+"""The one place that talks to Stripe: a configured official client and its error mapping.
+
+Every call here is a network call: callers make it outside any database transaction.
+Sync methods serve the CLI, the cron job and webhook follow-ups (run in threads);
+`*_async` methods serve the API's hot path, so a slow Stripe never holds a thread.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import stripe
+
+from shopctl.config import Settings
+from shopctl.errors import PaymentProviderError
+
+TIMEOUT_SECONDS = 20
+NETWORK_RETRIES = 2
+
+
+@functools.cache
+def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
+    addresses = {"api": api_base.rstrip("/")} if api_base else None
+    return stripe.StripeClient(
+        api_key,
+        base_addresses=addresses,
+        max_network_retries=NETWORK_RETRIES,
+        http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS, allow_sync_methods=True),
+    )
+
+
+def client(settings: Settings) -> stripe.StripeClient:
+    return _client(settings.stripe_secret_key, settings.stripe_api_base)
+
+
+def describe(error: stripe.StripeError) -> str:
+    """A short, safe description of a Stripe failure (never the key)."""
+    message = getattr(error, "user_message", None) or str(error) or type(error).__name__
+    return f"{type(error).__name__}: {message}"[:500]
+
+
+def provider_error(error: stripe.StripeError) -> PaymentProviderError:
+    return PaymentProviderError(f"Stripe refused or could not be reached ({describe(error)})")
+
+
+def is_already_complete(error: stripe.StripeError) -> bool:
+    """Stripe refuses to expire a session that is no longer open."""
+    return isinstance(error, stripe.InvalidRequestError) and "open" in str(error).lower()
+
+
+def create_session_async(settings: Settings, params: dict, key: str):
+    sessions = client(settings).v1.checkout.sessions
+    return sessions.create_async(params, {"idempotency_key": key})
+
+
+def retrieve_session(settings: Settings, session_id: str):
+    return client(settings).v1.checkout.sessions.retrieve(session_id)
+
+
+def expire_session(settings: Settings, session_id: str):
+    return client(settings).v1.checkout.sessions.expire(session_id)
+
+
+def retrieve_payment_intent(settings: Settings, intent_id: str):
+    return client(settings).v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+
+
+def create_refund(settings: Settings, params: dict, key: str):
+    return client(settings).v1.refunds.create(params, {"idempotency_key": key})
+
+
+def list_events(settings: Settings, params: dict):
+    return client(settings).v1.events.list(params)
