@@ -21,6 +21,7 @@ INTENT_CREATE = frozenset({
 })
 INTENT_CONFIRM = frozenset({"payment_method", "receipt_email", "return_url", "off_session",
                             "use_stripe_sdk", "payment_method_options", "capture_method"})
+MAX_AMOUNT = 99_999_999  # Stripe's limit: eight digits of minor units
 CANCEL_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
               "requires_action", "processing")
@@ -62,9 +63,12 @@ class Engine:
         return obj
 
     def new_intent(self, amount: int, currency: str, metadata: dict[str, str],
-                   fields: dict[str, Any], origin: Origin) -> dict[str, Any]:
+                   fields: dict[str, Any], origin: Origin,
+                   session_id: str | None = None) -> dict[str, Any]:
         intent = shapes.payment_intent(shapes.new_id("pi_"), amount=amount, currency=currency,
                                        metadata=metadata, fields=fields)
+        if session_id:
+            self.store.order_keys[intent["id"]] = session_id
         self.store.put(intent)
         self.emit("payment_intent.created", intent, origin)
         return intent
@@ -116,6 +120,9 @@ class Engine:
     def create_intent(self, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
         check_known(params, INTENT_CREATE)
         amount = get_int(params, "amount", required=True, minimum=1)
+        if amount > MAX_AMOUNT:
+            raise StripeError(f"Amount must be no more than {MAX_AMOUNT}.",
+                              code="amount_too_large", param="amount")
         currency = check_currency(get_str(params, "currency", required=True), "currency")
         metadata = get_metadata(params)
         pm = get_str(params, "payment_method")

@@ -23,7 +23,7 @@ class StripeError(Exception):
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message,
-                                 "param": self.param}
+                                 "param": self.param, "doc_url": None}
         if self.code:
             error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         if request_id:

@@ -78,3 +78,57 @@ def check_url(value: object, what: str) -> str:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise SettingsError(f"{what} must be an http(s) URL with a host, got {value!r}")
     return value
+
+
+@dataclass
+class Runtime:
+    """The settings tests may change while the sandbox runs (see /_sandbox/config)."""
+
+    webhook_urls: list[str]
+    webhook_secret: str
+    webhooks_enabled: bool
+    latency_ms: int
+    fail_rate: float
+    # Answer the next N API requests with a 500, whatever fail_rate says: deterministic tests.
+    fail_next: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings) -> Runtime:
+        return cls(list(settings.webhook_urls), settings.webhook_secret,
+                   settings.webhooks_enabled, settings.latency_ms, settings.fail_rate)
+
+    def update(self, changes: dict[str, object]) -> None:
+        """Validate every change first, then apply them all (or none)."""
+        checked = {name: _RUNTIME_CHECKS[name](value) if name in _RUNTIME_CHECKS
+                   else _unknown(name) for name, value in changes.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+
+
+def _unknown(name: str) -> None:
+    raise SettingsError(f"unknown setting {name!r}; known: {', '.join(_RUNTIME_CHECKS)}")
+
+
+def check_urls(value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise SettingsError("webhook_urls must be a list of URLs")
+    return [check_url(url, "webhook URL") for url in value]
+
+
+def _check_flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"webhooks_enabled must be true or false, got {value!r}")
+    return value
+
+
+def _check_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"fail_next must be a whole number >= 0, got {value!r}")
+    return value
+
+
+_RUNTIME_CHECKS = {
+    "webhook_urls": check_urls, "webhook_secret": check_secret,
+    "webhooks_enabled": _check_flag, "latency_ms": check_latency,
+    "fail_rate": check_fail_rate, "fail_next": _check_count,
+}

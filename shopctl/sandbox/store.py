@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .settings import SettingsError
+
 log = logging.getLogger("shopctl.sandbox")
 _PERSISTED = ("objects", "line_items", "events", "idempotency", "deliveries", "order_keys")
 
@@ -82,8 +84,8 @@ class Persister:
             return
         try:
             self.store.load(self.path.read_text(encoding="utf-8"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"state file {self.path} is not a sandbox state: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            raise SettingsError(f"state file {self.path} is not a sandbox state: {exc}") from exc
         log.info("sandbox state loaded from %s (%d objects, %d events)", self.path,
                  len(self.store.objects), len(self.store.events))
 

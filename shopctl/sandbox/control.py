@@ -1,0 +1,106 @@
+"""`/_sandbox/…`: what tests and scripts use instead of a browser or a dashboard (JSON, no auth)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+
+from . import checkout
+from .api import json_response
+from .engine import AUTOMATIC
+from .params import StripeError, not_found
+from .settings import SettingsError, check_urls
+
+if TYPE_CHECKING:
+    from .app import Sandbox
+
+bp = Blueprint("sandbox_control", url_prefix="/_sandbox")
+
+
+def _sandbox(request: Request) -> Sandbox:
+    return request.app.ctx.sandbox
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except ValueError as exc:
+        raise StripeError(f"The request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise StripeError("The request body must be a JSON object.")
+    return body
+
+
+@bp.get("/health")
+async def health(request: Request) -> HTTPResponse:
+    sb = _sandbox(request)
+    return json_response({"ok": True, "objects": len(sb.store.objects),
+                          "events": len(sb.store.events),
+                          "pending_deliveries": sb.deliverer.pending()})
+
+
+@bp.get("/config")
+async def get_config(request: Request) -> HTTPResponse:
+    return json_response(asdict(_sandbox(request).runtime))
+
+
+@bp.post("/config")
+async def set_config(request: Request) -> HTTPResponse:
+    sb = _sandbox(request)
+    try:
+        sb.runtime.update(_json_body(request))
+    except SettingsError as exc:
+        raise StripeError(str(exc)) from exc
+    return json_response(asdict(sb.runtime))
+
+
+@bp.post("/sessions/<sid>/pay")
+async def pay(request: Request, sid: str) -> HTTPResponse:
+    outcome = _json_body(request).get("outcome", "succeeded")
+    if not isinstance(outcome, str):
+        raise StripeError("outcome must be a string", param="outcome")
+    return json_response(checkout.pay(_sandbox(request).engine, sid, outcome))
+
+
+@bp.post("/sessions/<sid>/expire")
+async def expire(request: Request, sid: str) -> HTTPResponse:
+    sb = _sandbox(request)
+    return json_response(checkout.expire_session(sb.engine, sid, AUTOMATIC))
+
+
+@bp.get("/deliveries")
+async def deliveries(request: Request) -> HTTPResponse:
+    event_id, url = request.args.get("event_id"), request.args.get("url")
+    data = [d for d in _sandbox(request).store.deliveries
+            if (event_id is None or d["event_id"] == event_id) and (url is None or d["url"] == url)]
+    return json_response({"object": "list", "data": data})
+
+
+@bp.post("/events/<eid>/resend")
+async def resend(request: Request, eid: str) -> HTTPResponse:
+    sb = _sandbox(request)
+    event = sb.store.event(eid)
+    if event is None:
+        raise not_found("event", eid)
+    urls = _json_body(request).get("urls") or sb.runtime.webhook_urls
+    try:
+        urls = check_urls(urls)
+    except SettingsError as exc:
+        raise StripeError(str(exc), param="urls") from exc
+    event["pending_webhooks"] += len(urls)
+    sb.deliverer.enqueue(event, urls)
+    return json_response({"event_id": eid, "urls": urls})
+
+
+@bp.post("/reset")
+async def reset(request: Request) -> HTTPResponse:
+    sb = _sandbox(request)
+    await sb.deliverer.cancel_all()
+    sb.store.reset()
+    return json_response({"ok": True})
