@@ -1,0 +1,268 @@
+"""The catalog: products, their listing, stock set by hand, and bulk inserts for seeding.
+
+Every stock change writes a StockMovement in the same transaction, so a product's
+quantity always equals the sum of its movements (what `shopctl doctor` checks).
+A product that was ever ordered is archived instead of deleted: its order items
+keep pointing at it, and it disappears from listings and from new orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from peewee import IntegrityError
+
+# peewee turns driver errors into its own classes only inside execute_sql; the bulk
+# path below talks to the driver's cursor directly, so it borrows the same translator.
+from peewee import __exception_wrapper__ as translate_driver_errors
+
+from shopctl.db import database, is_postgres, write_transaction
+from shopctl.errors import Conflict, InvalidInput, NotFound
+from shopctl.models import OrderItem, Product, StockMovement, utcnow
+from shopctl.money import to_minor_units
+from shopctl.schemas import (
+    ProductCreate,
+    ProductListQuery,
+    ProductRef,
+    ProductUpdate,
+    StockLevel,
+    validate,
+)
+from shopctl.services.common import Page, iso
+
+DUPLICATE_NAME = "Product name already exists"
+PRODUCT_COLUMNS = (
+    "id",
+    "name",
+    "description",
+    "price_cents",
+    "currency",
+    "quantity",
+    "is_archived",
+    "created_at",
+    "updated_at",
+)
+MOVEMENT_COLUMNS = ("product_id", "delta", "reason", "created_at")
+INSERT_CHUNK = 5000
+_SORT_COLUMNS = {
+    "createdAt": Product.created_at,
+    "priceCents": Product.price_cents,
+    "name": Product.name,
+}
+
+
+def product_dict(product: Product) -> dict:
+    return {
+        "id": product.id,
+        "name": product.name,
+        "description": product.description,
+        "priceCents": product.price_cents,
+        "currency": product.currency,
+        "quantity": product.quantity,
+        "isArchived": product.is_archived,
+        "createdAt": iso(product.created_at),
+        "updatedAt": iso(product.updated_at),
+    }
+
+
+def product_id(value: str) -> str:
+    """The canonical form of a product id, or InvalidInput (path `id`) if it is no UUID."""
+    return str(validate(ProductRef, {"id": value}).id)
+
+
+def price_cents(price: Decimal | None, cents: int | None, currency: str) -> int | None:
+    """The price in minor units: `cents` as given, or `price` converted for `currency`."""
+    if price is None:
+        return cents
+    try:
+        return to_minor_units(price, currency)
+    except ValueError as exc:
+        raise InvalidInput([{"path": "price", "message": str(exc)}]) from None
+
+
+def _live_product(value: str, *, lock: bool = False) -> Product:
+    """A product that is not archived, or NotFound; `lock` holds its row until commit."""
+    query = Product.select().where(
+        (Product.id == product_id(value)) & (Product.is_archived == False)  # noqa: E712
+    )
+    # SQLite has no row locks: write_transaction() already holds its single write lock.
+    if lock and is_postgres():
+        query = query.for_update()
+    product = query.first()
+    if product is None:
+        raise NotFound("Product not found")
+    return product
+
+
+def _record_movement(product: Product, delta: int, reason: str) -> None:
+    if delta:
+        StockMovement.create(product=product.id, delta=delta, reason=reason)
+
+
+def get_product(value: str) -> dict:
+    """A product for the public; archived ones are gone (404), as if deleted."""
+    return product_dict(_live_product(value))
+
+
+def create_product(payload: ProductCreate, currency: str) -> dict:
+    """A new product priced in `currency`; its initial stock enters the ledger."""
+    cents = price_cents(payload.price, payload.priceCents, currency)
+    try:
+        with write_transaction():
+            product = Product.create(
+                name=payload.name,
+                description=payload.description,
+                price_cents=cents,
+                currency=currency,
+                quantity=payload.quantity,
+            )
+            _record_movement(product, product.quantity, "initial")
+    except IntegrityError:
+        raise Conflict(DUPLICATE_NAME) from None
+    return product_dict(product)
+
+
+def _apply_update(product: Product, payload: ProductUpdate) -> None:
+    given = payload.model_fields_set
+    if "name" in given:
+        product.name = payload.name
+    if "description" in given:
+        product.description = payload.description
+    if given & {"price", "priceCents"}:
+        product.price_cents = price_cents(payload.price, payload.priceCents, product.currency)
+    if "quantity" in given:
+        _record_movement(product, payload.quantity - product.quantity, "adjustment")
+        product.quantity = payload.quantity
+    product.updated_at = utcnow()
+
+
+def update_product(value: str, payload: ProductUpdate) -> dict:
+    """Change the given fields; a new quantity is recorded as an adjustment movement."""
+    if not payload.model_fields_set:
+        raise InvalidInput([{"path": "body", "message": "give at least one field to change"}])
+    try:
+        with write_transaction():
+            product = _live_product(value, lock=True)
+            _apply_update(product, payload)
+            product.save()
+    except IntegrityError:
+        raise Conflict(DUPLICATE_NAME) from None
+    return product_dict(product)
+
+
+def delete_product(value: str) -> str:
+    """Delete a product never ordered ("deleted"), else archive it ("archived")."""
+    with write_transaction():
+        product = _live_product(value, lock=True)
+        if OrderItem.select().where(OrderItem.product == product.id).exists():
+            Product.update(is_archived=True, updated_at=utcnow()).where(
+                Product.id == product.id
+            ).execute()
+            return "archived"
+        StockMovement.delete().where(StockMovement.product == product.id).execute()
+        product.delete_instance()
+        return "deleted"
+
+
+def set_stock(value: str, quantity: int, reason: str = "set-stock") -> tuple[dict, int]:
+    """Set a product's stock; returns the product and the movement's delta."""
+    quantity = validate(StockLevel, {"quantity": quantity}).quantity
+    with write_transaction():
+        product = _live_product(value, lock=True)
+        delta = quantity - product.quantity
+        _record_movement(product, delta, reason)
+        product.quantity = quantity
+        product.updated_at = utcnow()
+        product.save()
+    return product_dict(product), delta
+
+
+def _listing(search: str | None, low_stock: int | None, include_archived: bool):
+    query = Product.select()
+    if not include_archived:
+        query = query.where(Product.is_archived == False)  # noqa: E712
+    if search:
+        # contains() escapes % and _; it is ILIKE on PostgreSQL and LIKE on SQLite, whose
+        # case folding covers ASCII letters only.
+        query = query.where(Product.name.contains(search) | Product.description.contains(search))
+    if low_stock is not None:
+        query = query.where(Product.quantity <= low_stock)
+    return query
+
+
+def list_products(
+    params: ProductListQuery, *, low_stock: int | None = None, include_archived: bool = False
+) -> tuple[list[dict], dict]:
+    """One page of products and its meta; two queries: the page and the count."""
+    query = _listing(params.search, low_stock, include_archived)
+    column = _SORT_COLUMNS[params.sortBy]
+    ascending = params.sortOrder == "asc"
+    # The id breaks ties so that pages never overlap or skip rows.
+    order = (column.asc(), Product.id.asc()) if ascending else (column.desc(), Product.id.desc())
+    page = Page(params.page, params.limit)
+    rows = query.order_by(*order).limit(page.limit).offset(page.offset)
+    products = [product_dict(product) for product in rows]
+    return products, page.meta(query.count())
+
+
+def existing_names() -> set[str]:
+    """Every product name in the database, archived ones included (names stay unique)."""
+    return {name for (name,) in Product.select(Product.name).tuples()}
+
+
+def new_product_row(
+    name: str,
+    description: str | None,
+    cents: int,
+    currency: str,
+    quantity: int,
+    product_key: str,
+    stamp,
+) -> tuple:
+    """A product row in PRODUCT_COLUMNS order, ready for `insert_products`."""
+    return (product_key, name, description, cents, currency, quantity, False, stamp, stamp)
+
+
+def db_timestamp(moment: datetime):
+    """`moment` as the driver stores it: SQLite keeps text, as peewee writes it."""
+    return moment if is_postgres() else moment.isoformat(" ")
+
+
+def _bulk_insert(table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    names = ", ".join(f'"{column}"' for column in columns)
+    with translate_driver_errors:
+        cursor = database.cursor()
+        if is_postgres():
+            from psycopg2.extras import execute_values
+
+            sql = f'INSERT INTO "{table}" ({names}) VALUES %s'
+            execute_values(cursor, sql, rows, page_size=1000)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+
+
+def insert_products(rows: Sequence[tuple], progress: Callable[[int], None] | None = None) -> int:
+    """Insert valid product rows and their initial movements, all or nothing.
+
+    Rows come from `new_product_row`; the driver's executemany (SQLite) or
+    execute_values (PostgreSQL) does the work, as peewee's per-value SQL building
+    would be several times slower. `progress(done)` is called after each chunk.
+    """
+    movement_table = StockMovement._meta.table_name
+    try:
+        with write_transaction():
+            for start in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[start : start + INSERT_CHUNK]
+                _bulk_insert(Product._meta.table_name, PRODUCT_COLUMNS, chunk)
+                movements = [(row[0], row[5], "initial", row[7]) for row in chunk if row[5]]
+                _bulk_insert(movement_table, MOVEMENT_COLUMNS, movements)
+                if progress:
+                    progress(start + len(chunk))
+    except IntegrityError:
+        raise Conflict(
+            "a product with one of these names was created meanwhile; nothing was inserted"
+        ) from None
+    return len(rows)
