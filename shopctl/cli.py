@@ -6,6 +6,7 @@ import typer
 
 from shopctl import __version__
 from shopctl.commands import (
+    api,
     db,
     doctor,
     events,
@@ -22,6 +23,7 @@ app = typer.Typer(
     help="Run a shop's backend: the REST API, the Stripe sandbox and the operator's tools.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -50,3 +52,4 @@ app.add_typer(products.app, name="products")
 app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
+app.add_typer(api.app, name="api")
