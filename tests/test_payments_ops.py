@@ -9,8 +9,9 @@ from tests.payments_support import buyer, product, status_of, wait_for, wait_sta
 from tests.test_webhooks import deliver, paid_events
 
 
-def _paid_order(stack, settings, quantity: int = 1) -> dict:
-    shopper, mug = buyer(stack, settings), product(quantity=5, price_cents=1000)
+def _paid_order(stack, settings, quantity: int = 1, email: str = "payer@example.com") -> dict:
+    shopper = buyer(stack, settings, email)
+    mug = product(f"Mug for {email}", quantity=5, price_cents=1000)
     placed = shopper.order_now(mug, quantity)
     stack.pay(placed["sessionId"])
     wait_status(placed["orderId"], "PAID")

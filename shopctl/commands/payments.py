@@ -41,3 +41,30 @@ def reconcile(
     out.print(table)
     if not apply:
         out.print(f"{len(gaps)} difference(s); run with --apply to fix them.")
+
+
+@handle_errors
+def refund(
+    order_id: str = typer.Argument(..., help="The order to refund."),
+    amount: int = typer.Option(None, min=1, help="Cents to refund (default: all not refunded)."),
+    reason: str = typer.Option(None, help="A note kept in the refund's metadata at Stripe."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Refund a paid order at Stripe, fully or partly (registered as `orders refund`).
+
+    A retry never refunds twice. Example: shopctl orders refund 3f2a… --amount 500 --yes
+    """
+    from shopctl.commands.common import confirm
+    from shopctl.schemas import OrderRef, validate
+    from shopctl.services.payments import refund_order
+
+    order_id = str(validate(OrderRef, {"orderId": order_id}).orderId)
+    settings = bootstrap()
+    what = f"{amount} cents of" if amount else "everything not yet refunded on"
+    confirm(f"Refund {what} order {order_id} at Stripe?", yes)
+    result = refund_order(settings, order_id, amount=amount, reason=reason, actor="cli")
+    if as_json:
+        return print_json(result)
+    console().print(f"Refunded {result['amountCents']} cents ({result['refundId']}); "
+                    f"{result['refundedCents']} refunded in all.")
