@@ -1,0 +1,184 @@
+"""What the API answers with, as pydantic models: used only to describe responses in the
+OpenAPI document (requests are described by the models in `shopctl.schemas` that validate
+them). Field names are the seed's; clients must accept fields added later, so none of
+these forbids extra properties.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from shopctl.schemas import ORDER_STATUSES
+
+OrderStatus = Literal[ORDER_STATUSES]  # type: ignore[valid-type]
+
+
+class User(BaseModel):
+    """A user as the API shows it: never a password or its hash."""
+
+    id: UUID
+    email: str
+    name: str | None
+    role: Literal["USER", "ADMIN"]
+    isDeleted: bool
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class Product(BaseModel):
+    id: UUID
+    name: str
+    description: str | None
+    priceCents: int
+    currency: str
+    quantity: int
+    isArchived: bool
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class OrderItem(BaseModel):
+    """A line of an order: the product's name and unit price as they were when ordered."""
+
+    id: UUID
+    orderId: UUID
+    productId: UUID
+    productName: str
+    quantity: int
+    priceCents: int
+
+
+class PaymentSummary(BaseModel):
+    id: UUID
+    status: str
+    paymentUrl: str | None
+    sessionId: str | None
+
+
+class Order(BaseModel):
+    id: UUID
+    userId: UUID
+    status: OrderStatus
+    amountCents: int
+    currency: str
+    expiresAt: datetime | None
+    createdAt: datetime
+    updatedAt: datetime
+    payLater: bool
+    items: list[OrderItem]
+    payment: PaymentSummary | None
+
+
+class Session(BaseModel):
+    """Also set as HttpOnly cookies `accessToken` and `refreshToken`."""
+
+    accessToken: str
+    refreshToken: str
+    user: User
+
+
+class TokenPair(BaseModel):
+    accessToken: str
+    refreshToken: str
+
+
+class Checkout(BaseModel):
+    """A Stripe Checkout Session for the order. When Stripe cannot be reached the order
+    stays reserved, `paymentUrl` is null and `message` says why: retry with
+    `POST /order/{orderId}/pay`."""
+
+    paymentId: UUID
+    paymentUrl: str | None
+    sessionId: str | None
+    paymentIntent: str | None = None
+    message: str | None = None
+
+
+class OrderPlaced(Checkout):
+    orderId: UUID
+    expiresAt: datetime
+
+
+class OrderPlacedLater(BaseModel):
+    orderId: UUID
+    paymentId: UUID
+    payLater: Literal[True]
+    expiresAt: datetime
+
+
+class PaymentStatus(BaseModel):
+    paymentId: UUID
+    status: str
+    sessionId: str | None
+    paymentUrl: str | None
+    orderId: UUID
+    orderStatus: OrderStatus
+    amountCents: int
+    refundedCents: int
+    currency: str
+
+
+class WebhookReceipt(BaseModel):
+    received: Literal[True]
+    eventId: str
+    result: Literal["processed", "duplicate", "ignored"]
+
+
+class StripeEvent(BaseModel):
+    """A Stripe event, verified with `Stripe-Signature` on the raw bytes."""
+
+    model_config = ConfigDict(json_schema_extra={"additionalProperties": True})
+
+    id: str
+    object: Literal["event"]
+    type: str
+    data: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+class Welcome(BaseModel):
+    message: str
+    environment: str
+    uptime: str
+    timeStamp: datetime
+
+
+class PageMeta(BaseModel):
+    page: int
+    limit: int
+    total: int
+    totalPage: int
+
+
+class ValidationIssue(BaseModel):
+    path: str
+    message: str
+
+
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    User,
+    Product,
+    OrderItem,
+    PaymentSummary,
+    Order,
+    Session,
+    TokenPair,
+    Checkout,
+    OrderPlaced,
+    OrderPlacedLater,
+    PaymentStatus,
+    WebhookReceipt,
+    StripeEvent,
+    Health,
+    Welcome,
+    PageMeta,
+    ValidationIssue,
+)

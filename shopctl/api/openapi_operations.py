@@ -1,0 +1,327 @@
+"""What the router cannot tell about each route: its tag, auth, success message, data and
+the statuses its rules can answer. Keyed by route name (blueprint.handler); `openapi`
+adds the statuses every route of a kind can answer (400 for input, 401 for auth, …).
+
+Request bodies and parameters are the pydantic models of `shopctl.schemas` that validate
+them, and the examples here are what `shopctl api postman` sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel
+
+from shopctl import schemas as s
+from shopctl.api import openapi_models as out
+from shopctl.api.docs import ASSETS, AssetPath
+
+
+@dataclass(frozen=True)
+class Operation:
+    tag: str
+    summary: str
+    message: str | tuple[str, ...] = ""  # the success message(s), verbatim
+    data: Any = None  # a response model, [model] for a list, None for null
+    status: int = 200
+    auth: str = ""  # "" anyone, "user" any signed-in user, "admin" admins only
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    example: dict | None = None  # request body example
+    query: type[BaseModel] | None = None
+    path: type[BaseModel] | None = None  # a model with the one path parameter
+    idempotent: bool = False  # accepts an Idempotency-Key header
+    headers: tuple[dict, ...] = ()  # other request headers
+    errors: tuple[int, ...] = ()  # statuses beyond those implied by the kind of route
+    paged: bool = False
+    description: str = ""
+    database: bool = True
+    response_headers: tuple[str, ...] = ()
+    success: dict | None = None  # a success response that is no envelope
+
+
+TAGS = {
+    "System": "The welcome and the health check",
+    "Auth": "Log in, refresh the access token, log out, change password",
+    "User": "Sign up and the signed-in user's profile",
+    "Product": "The catalog: anyone reads it, admins change it",
+    "Order": "Place (pay now or later), pay, cancel, read and list orders",
+    "Payment": "Payment status and Stripe's webhook",
+    "Docs": "This document and its browsable page",
+}
+
+REQUEST_MODELS: tuple[type[BaseModel], ...] = (
+    s.Registration,
+    s.Login,
+    s.RefreshTokenBody,
+    s.PasswordChange,
+    s.ProductCreate,
+    s.ProductUpdate,
+    s.OrderCreate,
+)
+
+LOGIN_EXAMPLE = {"email": "buyer@example.com", "password": "Str0ng!Pass"}
+ORDER_EXAMPLE = {"items": [{"productId": "3f2b6c1e-8a4d-4f7e-9b1a-2c3d4e5f6a7b", "quantity": 2}]}
+SIGNATURE = {
+    "name": "Stripe-Signature",
+    "in": "header",
+    "required": True,
+    "description": "`t=<timestamp>,v1=<HMAC-SHA256>` made with STRIPE_WEBHOOK_SECRET",
+    "schema": {"type": "string"},
+}
+WEBHOOK = Operation(
+    "Payment",
+    "Receive a Stripe event",
+    "Webhook processed",
+    out.WebhookReceipt,
+    body=out.StripeEvent,
+    headers=(SIGNATURE,),
+    errors=(400,),
+    description="Verified on the raw body before anything is stored; 400 for a bad "
+    "signature (nothing stored), 2xx for processed, duplicate and ignored events, 500 when "
+    "processing failed (stored as FAILED so Stripe retries).",
+)
+
+
+def _json(schema: dict, description: str, media: str = "application/json") -> dict:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+WELCOME = {
+    "type": "object",
+    "required": ["statusCode", "success", "message", "data"],
+    "properties": {
+        "statusCode": {"const": 200},
+        "success": {"const": True},
+        "message": {"type": "string"},
+        "data": {"$ref": "#/components/schemas/Welcome"},
+    },
+    "description": "The seed's welcome: `data`'s fields are also at the top level.",
+}
+
+OPERATIONS: dict[str, Operation] = {
+    "root": Operation("System", "Welcome", success=_json(WELCOME, "Welcome"), database=False),
+    "system.health": Operation("System", "Health check", "Healthy", out.Health),
+    # users
+    "users.register": Operation(
+        "User",
+        "Sign up",
+        "User created successfully.",
+        out.User,
+        status=201,
+        body=s.Registration,
+        errors=(409,),
+        example={"email": "buyer@example.com", "password": "Str0ng!Pass", "name": "Ada"},
+        description="Password: 8+ characters with an upper and a lower case letter, a digit "
+        "and a special character. 409 when the email (case-insensitive) is taken.",
+    ),
+    "users.me": Operation("User", "My profile", "User fetched successfully", out.User, auth="user"),
+    # auth
+    "auth.login": Operation(
+        "Auth",
+        "Log in",
+        "User Logged In Successfully",
+        out.Session,
+        body=s.Login,
+        example=LOGIN_EXAMPLE,
+        errors=(401, 429),
+        response_headers=("Set-Cookie",),
+        description="Also sets the HttpOnly cookies `accessToken` and `refreshToken`. Failed "
+        "attempts are rate limited per email and per client address (429).",
+    ),
+    "auth.refresh_token": Operation(
+        "Auth",
+        "Get a new access token",
+        "New Access Token Retrived Successfully",
+        out.TokenPair,
+        body=s.RefreshTokenBody,
+        body_required=False,
+        example={"refreshToken": "<refreshToken from login>"},
+        errors=(401, 403),
+        response_headers=("Set-Cookie",),
+        description="The refresh token comes in the body or the `refreshToken` cookie and is "
+        "rotated; reusing a rotated one ends the whole session (401).",
+    ),
+    "auth.logout": Operation(
+        "Auth",
+        "Log out",
+        "User Logged Out Successfully",
+        body=s.RefreshTokenBody,
+        body_required=False,
+        example={"refreshToken": "<refreshToken from login>"},
+        errors=(401, 403),
+        response_headers=("Set-Cookie",),
+        description="Clears the cookies and ends the session of the refresh token given in "
+        "the body or the cookie.",
+    ),
+    "auth.change_password": Operation(
+        "Auth",
+        "Change my password",
+        "Password Changed Successfully",
+        auth="user",
+        body=s.PasswordChange,
+        errors=(429,),
+        example={"oldPassword": "Str0ng!Pass", "newPassword": "Str0nger!Pass2"},
+        description="Ends every other session of the user.",
+    ),
+    # products
+    "products.list_products": Operation(
+        "Product",
+        "List products",
+        "Products retrieved successfully",
+        [out.Product],
+        query=s.ProductListQuery,
+        paged=True,
+    ),
+    "products.get_product": Operation(
+        "Product",
+        "Get a product",
+        "Product retrieved successfully",
+        out.Product,
+        path=s.ProductRef,
+    ),
+    "products.create_product": Operation(
+        "Product",
+        "Create a product",
+        "Product created successfully",
+        out.Product,
+        status=201,
+        auth="admin",
+        body=s.ProductCreate,
+        errors=(409,),
+        example={
+            "name": "Coffee mug",
+            "description": "350 ml, stoneware",
+            "price": "12.50",
+            "quantity": 100,
+        },
+        description="`price` is a decimal number or string (`12.50`), converted with the "
+        "currency's exponent; or give `priceCents`. 409 when the name is taken.",
+    ),
+    "products.update_product": Operation(
+        "Product",
+        "Change a product",
+        "Product updated successfully",
+        out.Product,
+        auth="admin",
+        body=s.ProductUpdate,
+        path=s.ProductRef,
+        errors=(409,),
+        example={"description": "350 ml, stoneware, dishwasher safe", "quantity": 80},
+    ),
+    "products.delete_product": Operation(
+        "Product",
+        "Delete a product",
+        ("Product deleted successfully", "Product archived"),
+        auth="admin",
+        path=s.ProductRef,
+        description="A product that was ever ordered is archived instead, out of the catalog.",
+    ),
+    # orders
+    "orders.create_order": Operation(
+        "Order",
+        "Place an order and pay now",
+        "Order created successfully",
+        out.OrderPlaced,
+        status=201,
+        auth="user",
+        body=s.OrderCreate,
+        example=ORDER_EXAMPLE,
+        idempotent=True,
+        errors=(404, 409, 422),
+        response_headers=("Idempotent-Replayed",),
+        description="Reserves the stock until `expiresAt` and starts a Stripe Checkout "
+        "Session: redirect the buyer to `paymentUrl`.",
+    ),
+    "orders.create_pay_later_order": Operation(
+        "Order",
+        "Place an order, pay later",
+        "Order created (pay later)",
+        out.OrderPlacedLater,
+        status=201,
+        auth="user",
+        body=s.OrderCreate,
+        example=ORDER_EXAMPLE,
+        idempotent=True,
+        errors=(404, 409, 422),
+        response_headers=("Idempotent-Replayed",),
+        description="Reserves the stock until `expiresAt`; pay with `POST /order/{orderId}/pay`.",
+    ),
+    "orders.pay_order": Operation(
+        "Order",
+        "Pay an order",
+        "Payment started",
+        out.Checkout,
+        auth="user",
+        path=s.OrderRef,
+        errors=(409, 410, 502),
+        description="410 once the reservation expired, 409 when already paid.",
+    ),
+    "orders.cancel_order": Operation(
+        "Order",
+        "Cancel an order",
+        "Order canceled successfully",
+        out.Order,
+        auth="user",
+        path=s.OrderRef,
+        errors=(409, 502),
+        description="Only UNPAID orders; the stock goes back and the Checkout Session is "
+        "expired at Stripe. The owner or an admin.",
+    ),
+    "orders.list_orders": Operation(
+        "Order",
+        "List orders",
+        "Orders retrieved successfully",
+        [out.Order],
+        auth="user",
+        query=s.OrderListQuery,
+        paged=True,
+        description="Newest first: the caller's orders, every order for an admin.",
+    ),
+    "orders.get_order": Operation(
+        "Order",
+        "Get an order",
+        "Order retrieved successfully",
+        out.Order,
+        auth="user",
+        path=s.OrderRef,
+        description="The owner's or, for an admin, anyone's.",
+    ),
+    # payments
+    "payments.status": Operation(
+        "Payment",
+        "Payment status",
+        "Payment status",
+        out.PaymentStatus,
+        auth="user",
+        path=s.PaymentIdPath,
+    ),
+    "payments.webhook": WEBHOOK,
+    "seed_webhook": replace(WEBHOOK, summary="Receive a Stripe event (the seed's address)"),
+    # docs
+    "docs.openapi_json": Operation(
+        "Docs",
+        "This OpenAPI document",
+        database=False,
+        success=_json(
+            {"type": "object", "required": ["openapi", "info", "paths"]}, "The OpenAPI 3.1 document"
+        ),
+    ),
+    "docs.docs_page": Operation(
+        "Docs",
+        "Browsable API docs",
+        database=False,
+        success=_json({"type": "string"}, "Swagger UI, served without any CDN", "text/html"),
+    ),
+    "docs.docs_asset": Operation(
+        "Docs",
+        "A file of the docs page",
+        path=AssetPath,
+        database=False,
+        success={
+            "description": "The file",
+            "content": {media_type: {} for media_type in ASSETS.values()},
+        },
+    ),
+}
