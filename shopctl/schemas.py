@@ -6,9 +6,11 @@ validation list `[{path, message}]` inside an `InvalidInput`.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shopctl.errors import InvalidInput
 
@@ -33,6 +35,29 @@ def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     return errors
 
 
+def unstorable_text(value: Any, path: str = "") -> list[dict[str, str]]:
+    """Text no database can store: NUL characters (PostgreSQL) and lone surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return [{"path": path or "body", "message": "must not contain NUL characters"}]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [{"path": path or "body", "message": "must be valid Unicode text"}]
+        return []
+    if isinstance(value, dict):
+        pairs = value.items()
+    elif isinstance(value, list):
+        pairs = enumerate(value)
+    else:
+        return []
+    errors = []
+    for key, item in pairs:
+        where = f"{path}.{key}" if path else str(key)
+        errors += unstorable_text(key, where) + unstorable_text(item, where)
+    return errors
+
+
 def validate(schema: type[Schema], data: Any) -> Schema:
     """`data` parsed by `schema`, or InvalidInput listing every problem."""
     if not isinstance(data, dict):
@@ -41,3 +66,312 @@ def validate(schema: type[Schema], data: Any) -> Schema:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(validation_errors(exc)) from None
+
+
+# --- orders ------------------------------------------------------------------------------
+
+ORDER_STATUSES = ("UNPAID", "PROCESSING", "PAID", "FAILED", "CANCELED", "EXPIRED", "REFUNDED")
+MAX_ORDER_LINES = 100
+MAX_LINE_QUANTITY = 10_000
+
+
+def _upper_status(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+OrderStatus = Annotated[
+    Literal["UNPAID", "PROCESSING", "PAID", "FAILED", "CANCELED", "EXPIRED", "REFUNDED"],
+    BeforeValidator(_upper_status),
+]
+
+
+class OrderLine(Strict):
+    productId: UUID
+    # strict: "3" or 2.5 is a client bug worth reporting, not something to coerce
+    quantity: Annotated[int, Field(strict=True, ge=1, le=MAX_LINE_QUANTITY)]
+
+    @property
+    def product_id(self) -> str:
+        return str(self.productId)
+
+
+class OrderCreate(Strict):
+    items: Annotated[list[OrderLine], Field(min_length=1, max_length=MAX_ORDER_LINES)]
+
+
+class OrderRef(Strict):
+    orderId: UUID
+
+
+def _printable_key(value: str) -> str:
+    if not 1 <= len(value) <= 255 or not all(" " <= char <= "~" for char in value):
+        raise ValueError("must be 1 to 255 printable ASCII characters")
+    return value
+
+
+class IdempotencyKey(Strict):
+    key: Annotated[str, Field(alias="Idempotency-Key"), AfterValidator(_printable_key)]
+
+
+class OrderListQuery(Strict):
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    status: OrderStatus | None = None
+
+
+def _parse_since(value: Any) -> Any:
+    """`since` as a duration back from now (24h, 7d, 90m) or an ISO date / date-time (UTC)."""
+    if not isinstance(value, str):
+        return value
+    from shopctl.config import parse_duration
+    from shopctl.models import utcnow
+
+    text = value.strip()
+    try:
+        return utcnow() - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("use a duration (24h, 7d) or an ISO date (2026-01-31)") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+class OrderSearch(Strict):
+    """`shopctl orders list` filters; `user` is an email or a user id."""
+
+    status: OrderStatus | None = None
+    user: Annotated[str, Field(min_length=1, max_length=254)] | None = None
+    since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+
+
+# --- accounts ----------------------------------------------------------------------------
+
+# bcrypt only reads a password's first 72 bytes (bcrypt 5 refuses longer ones).
+MAX_PASSWORD_BYTES = 72
+
+
+class Credentials(Strict):
+    """Bodies that carry passwords: never trimmed, so a password is exactly what was typed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _normal_email(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _plausible_email(value: str) -> str:
+    local, at, domain = value.partition("@")
+    labels = domain.split(".")
+    if (
+        not at
+        or not local
+        or "@" in domain
+        or len(labels) < 2
+        or not all(labels)
+        or any(char.isspace() for char in value)
+    ):
+        raise ValueError("Invalid email address")
+    return value
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(_normal_email),
+    Field(min_length=3, max_length=254),
+    AfterValidator(_plausible_email),
+]
+
+
+def password_problems(password: str) -> list[str]:
+    """The seed's password policy: one message per broken rule (the seed listed each one)."""
+    has_special = any(not c.isalnum() for c in password)
+    rules = {
+        "Password must be at least 8 characters long.": len(password) >= 8,
+        "Password must contain at least 1 uppercase letter.": any(c.isupper() for c in password),
+        "Password must contain at least 1 lowercase letter.": any(c.islower() for c in password),
+        "Password must contain at least 1 number.": any(c.isdigit() for c in password),
+        "Password must contain at least 1 special character.": has_special,
+        "Password must be at most 72 bytes long.": len(password.encode()) <= MAX_PASSWORD_BYTES,
+    }
+    return [message for message, kept in rules.items() if not kept]
+
+
+def _strong_password(value: str) -> str:
+    if broken := password_problems(value):
+        errors = [
+            {"type": "value_error", "loc": (), "input": value, "ctx": {"error": ValueError(m)}}
+            for m in broken
+        ]
+        raise ValidationError.from_exception_data("password", errors)
+    return value
+
+
+NewPassword = Annotated[str, AfterValidator(_strong_password)]
+# A blank name is no name.
+Name = Annotated[
+    str | None,
+    BeforeValidator(lambda v: (v.strip() or None) if isinstance(v, str) else v),
+    Field(max_length=200),
+]
+# A password being checked, not set: any length a client may send, no policy (older accounts).
+GivenPassword = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Registration(Credentials):
+    """`POST /user` and `shopctl users create`: one schema, two doors."""
+
+    email: Email
+    password: NewPassword
+    name: Name | None = None
+
+
+class Login(Credentials):
+    email: Annotated[str, BeforeValidator(_normal_email), Field(min_length=1, max_length=254)]
+    password: GivenPassword
+
+
+class RefreshTokenBody(Strict):
+    """`POST /auth/refresh-token` and `/auth/logout`: the token may also come in a cookie."""
+
+    refreshToken: Annotated[str, Field(min_length=1, max_length=512)] | None = None
+
+
+class PasswordChange(Credentials):
+    old_password: Annotated[GivenPassword, Field(alias="oldPassword")]
+    new_password: Annotated[NewPassword, Field(alias="newPassword")]
+
+
+# --- products ----------------------------------------------------------------------------
+
+from pydantic import WithJsonSchema  # noqa: E402
+
+from shopctl.money import MAX_MINOR_UNITS  # noqa: E402
+
+MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer
+PRODUCT_SORTS = ("createdAt", "priceCents", "name")
+
+
+def _no_control_characters(allowed: str):
+    # PostgreSQL cannot store NUL in text, and a tab or newline in a name is a paste accident.
+    def check(value: str) -> str:
+        if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    return AfterValidator(check)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+def _amount(value: Any) -> Any:
+    from shopctl.money import parse_amount
+
+    return parse_amount(value)
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+ProductName = Annotated[str, Field(min_length=1, max_length=200), _no_control_characters("")]
+Description = Annotated[
+    Annotated[str, Field(max_length=1000), _no_control_characters("\t\n\r")] | None,
+    BeforeValidator(_blank_is_none),
+]
+# A JSON number or a decimal string ("12.50"), kept as a Decimal; converted to minor units
+# with the currency's exponent by the catalog service.
+Amount = Annotated[
+    Any,
+    AfterValidator(_amount),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^(\d+(\.\d*)?|\.\d+)$"},
+            ],
+            "examples": ["12.50"],
+        }
+    ),
+]
+PriceCents = Annotated[int, Field(strict=True, ge=0, le=MAX_MINOR_UNITS)]
+Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
+
+
+def _exactly_one_price(value: Any, info) -> Any:
+    if "price" not in info.data:
+        return value  # price itself was invalid and is reported on its own
+    if info.data["price"] is not None and value is not None:
+        raise ValueError("give price or priceCents, not both")
+    if info.data["price"] is None and value is None:
+        raise ValueError("price (e.g. 12.50) or priceCents is required")
+    return value
+
+
+def _at_most_one_price(value: Any, info) -> Any:
+    if info.data.get("price") is not None:
+        raise ValueError("give price or priceCents, not both")
+    return value
+
+
+class ProductCreate(Strict):
+    """`POST /product` and every row of `shopctl products seed --file`."""
+
+    name: ProductName
+    description: Description = None
+    price: Amount | None = None
+    priceCents: Annotated[PriceCents | None, AfterValidator(_exactly_one_price)] = Field(
+        None, validate_default=True
+    )
+    quantity: Stock = 0
+
+
+class ProductUpdate(Strict):
+    """`PATCH /product/:id`: only the fields given change; null only clears the description."""
+
+    name: ProductName = None
+    description: Description = None
+    price: Amount = None
+    priceCents: Annotated[PriceCents, AfterValidator(_at_most_one_price)] = None
+    quantity: Stock = None
+
+
+class ProductRef(Strict):
+    id: UUID
+
+
+class StockLevel(Strict):
+    quantity: Stock
+
+
+class ProductListQuery(Strict):
+    """`GET /product` and `shopctl products list`; a limit over 100 is refused, not clamped."""
+
+    page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    search: Annotated[
+        Annotated[str, Field(max_length=200), _no_control_characters("")] | None,
+        BeforeValidator(_blank_is_none),
+    ] = None
+    sortBy: Literal["createdAt", "priceCents", "name"] = "createdAt"
+    sortOrder: Annotated[Literal["asc", "desc"], BeforeValidator(_lower)] = "desc"
+
+
+class PaymentIdPath(Strict):
+    paymentId: UUID
+
+
+class EventSearch(Strict):
+    """`shopctl events list` filters."""
+
+    status: Literal["RECEIVED", "PROCESSED", "IGNORED", "FAILED"] | None = None
+    type: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 50

@@ -12,7 +12,7 @@ from sanic import Request
 
 from shopctl.db import connection, discard_connection
 from shopctl.errors import InvalidInput
-from shopctl.schemas import Schema, validate
+from shopctl.schemas import Schema, unstorable_text, validate
 
 
 def _in_thread(fn, args, kwargs):
@@ -48,6 +48,8 @@ def json_body(request: Request) -> Any:
             payload = json.loads(payload["data"])
         except ValueError:
             raise InvalidInput([{"path": "data", "message": "Malformed JSON in data"}]) from None
+    if errors := unstorable_text(payload):
+        raise InvalidInput(errors)
     return payload
 
 
@@ -58,4 +60,6 @@ def body(request: Request, schema: type[Schema]) -> Schema:
 def query(request: Request, schema: type[Schema]) -> Schema:
     """Query string parsed by `schema`; repeated keys keep the last value."""
     args = {key: values[-1] for key, values in request.args.items()}
+    if errors := unstorable_text(args):
+        raise InvalidInput(errors)
     return validate(schema, args)

@@ -21,6 +21,7 @@ from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
 from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
+from shopctl.schemas import unstorable_text
 from shopctl.services.payment_events import HANDLERS, Context
 
 log = logging.getLogger("shopctl.webhooks")
@@ -95,6 +96,7 @@ def parse_event(text: str) -> dict:
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         problems.append({"path": "data.object", "message": "must be an object"})
+    problems += unstorable_text(event)
     if problems:
         raise InvalidInput(problems, "Not a Stripe event")
     return event
