@@ -141,10 +141,13 @@ def db(backend_url):
 
 
 @pytest.fixture
-def settings(db):
+def settings(db, backend_url):
+    """Settings as a server of this run sees them, over this test's database."""
+    from dataclasses import replace
+
     from shopctl.config import load_settings
 
-    return load_settings(env_file=None)
+    return replace(load_settings(env_file=None), database_url=backend_url)
 
 
 class LiveServer:
@@ -218,6 +221,7 @@ def _session_server(backend_url, tmp_path_factory) -> Iterator[LiveServer]:
 @pytest.fixture
 def server(_session_server, db) -> LiveServer:
     """A real `shopctl serve` (one worker) over this test's emptied database."""
+    _session_server.http.cookies.clear()  # no test inherits another's login
     return _session_server
 
 

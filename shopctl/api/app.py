@@ -7,10 +7,12 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Blueprint, HTTPResponse, Request, Sanic
+from sanic.response import empty
 
-from shopctl.api import auth, orders, system, users
+from shopctl.api import auth, docs, orders, payments, products, system, users
 from shopctl.api.guards import frontend_origins
 from shopctl.api.responses import error_response
 from shopctl.config import Settings, load_settings
@@ -23,7 +25,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    return [system.api, orders.api, users.api, auth.api]
+    return [system.api, orders.api, users.api, auth.api, payments.api, products.api, docs.api]
 
 
 def _register_lifecycle(app: Sanic, settings: Settings) -> None:
@@ -54,6 +56,31 @@ def _register_middleware(app: Sanic) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
 
 
+async def _allow(request: Request, *args, allow: str, **kwargs) -> HTTPResponse:
+    return empty(headers={"allow": allow})
+
+
+def _add_preflight_routes(app: Sanic) -> None:
+    """An OPTIONS route for every path, added before the server starts.
+
+    sanic-ext would add them (and HEAD routes) as each worker starts, re-finalizing
+    the router once per route added: worker start-up grew quadratically, by seconds
+    with a few dozen routes (sanic-org/sanic#3087). Added here they cost almost
+    nothing, and sanic-ext finds none missing; its CORS code still answers preflights.
+    """
+    for group in list(app.router.groups.values()):
+        if "OPTIONS" not in group.methods:
+            allow = ",".join([*sorted(group.methods), "OPTIONS"])
+            app.add_route(
+                partial(_allow, allow=allow),
+                group.uri,
+                methods=["OPTIONS"],
+                name=f"{group[0].name}_options",
+                strict_slashes=group.strict,
+                unquote=group.unquote,
+            )
+
+
 def _enable_cors(app: Sanic, settings: Settings) -> None:
     """CORS for FRONTEND_URL's origins, with credentials, by sanic-ext.
 
@@ -67,6 +94,7 @@ def _enable_cors(app: Sanic, settings: Settings) -> None:
     origins = frontend_origins(settings)
     if "*" in origins:
         raise ConfigError("FRONTEND_URL must list origins: '*' cannot allow credentials")
+    _add_preflight_routes(app)
     config = {
         "cors_origins": list(origins),
         "cors_supports_credentials": True,
@@ -76,6 +104,7 @@ def _enable_cors(app: Sanic, settings: Settings) -> None:
         "cors_expose_headers": "x-request-id,retry-after",
         "cors_max_age": 600,
         "http_all_methods": False,
+        "http_auto_head": False,
     }
     Extend(app, extensions=[HTTPExtension], built_in_extensions=False, config=config)
 
@@ -93,8 +122,9 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     app.error_handler.add(Exception, error_response)
     _register_lifecycle(app, settings)
     _register_middleware(app)
-    _enable_cors(app, settings)
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
+    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="seed_webhook")
+    _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app

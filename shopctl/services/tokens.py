@@ -87,11 +87,6 @@ def authenticate(settings: Settings, token: str) -> tuple[User, str | None]:
     return user, session_id
 
 
-def user_for_access_token(settings: Settings, token: str) -> User:
-    """The live user an access token speaks for; deleted users are refused."""
-    return authenticate(settings, token)[0]
-
-
 # --- refresh sessions ----------------------------------------------------------------------
 
 
