@@ -1,0 +1,547 @@
+"""The order life cycle, model-checked: Hypothesis plays buyer, Stripe, operator and cron.
+
+A `RuleBasedStateMachine` drives the services in-process (no HTTP): it places pay-now and
+pay-later orders, lets buyers decline, pay, pay with a delayed method, or leave the session
+to expire at Stripe; cancels, runs the expiry job, refunds (operator and Dashboard), and
+delivers the resulting Stripe events through `webhooks.ingest` in any order, twice,
+concurrently, or as forced replays. Stripe events are built from the sandbox's object
+shapes; PaymentIntents and refunds live in a real `shopctl sandbox`, so a late payment
+whose stock is gone really gets refunded there.
+
+After every step: stock + reserved + sold = stocked (and the ledger agrees), a PAID order
+holds its goods, no payment is refunded beyond its amount, no event moved an order twice,
+every history is a path of the SPEC diagram. At the end, with every event delivered, each
+order says what Stripe knows: money kept → PAID, money returned → REFUNDED, none → neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from shopctl.db import database, release_connection
+from shopctl.errors import Conflict, PaymentProviderError, ShopError
+from shopctl.models import ALL_MODELS, Order, Payment, StripeEvent, utcnow
+from shopctl.sandbox.shapes import new_id
+from shopctl.services import expiry, orders, payments, webhooks
+from tests.conftest import SANDBOX_KEY
+from tests.orders_support import make_product, make_user, place
+from tests.resilience_support import (
+    PAID,
+    REFUNDED,
+    UNPAID,
+    Checkout,
+    assert_histories_are_spec_paths,
+    assert_orders_hold_what_their_status_says,
+    assert_refunds_within_amounts,
+    assert_stock_adds_up,
+    charge_object,
+    declined_error,
+    intent_object,
+    running_sandbox,
+    session_object,
+    stripe_event,
+)
+
+STOCK = {"Mug": 3, "Lamp": 2}  # scarce, so late payments often find their stock gone
+RESERVATION_MINUTES = (5, 30, 60)  # per order; the expiry job runs this far ahead
+PAID_EVENTS = (
+    "payment_intent.succeeded",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+)
+# False while the two xfail tests at the end of this file fail: a charge.refunded that
+# overtakes its payment's events is lost (or leaves the order PAID). Flip when fixed.
+REFUNDS_MAY_OVERTAKE_PAYMENTS = False
+
+
+def intent_of(event: dict) -> str | None:
+    obj = event["data"]["object"]
+    return obj["id"] if obj["object"] == "payment_intent" else obj.get("payment_intent")
+
+
+def _empty_tables() -> None:
+    """Between examples: DELETE, children first (a few rows: 40x faster than TRUNCATE)."""
+    with database.atomic():
+        for model in reversed(ALL_MODELS):
+            model.delete().execute()
+
+
+def status(order_id: str) -> str:
+    return Order.get_by_id(order_id).status
+
+
+def _in_threads(*calls):
+    """Run the calls at the same moment; re-raise the first failure."""
+    errors, start = [], threading.Barrier(len(calls))
+
+    def run(call):
+        try:
+            start.wait()
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            release_connection()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+class LifeCycle(RuleBasedStateMachine):
+    shop = None  # Settings wired to the sandbox; set by the test
+    sandbox_url = ""
+
+    orders = Bundle("orders")
+
+    def __init__(self):
+        super().__init__()
+        _empty_tables()
+        httpx.post(f"{self.sandbox_url}/_sandbox/reset", timeout=10).raise_for_status()
+        import stripe
+
+        self.stripe = stripe.StripeClient(SANDBOX_KEY, base_addresses={"api": self.sandbox_url})
+        self.buyer = make_user()
+        self.products = [make_product(name, quantity=units) for name, units in STOCK.items()]
+        self.stocked = {product.id: STOCK[product.name] for product in self.products}
+        self.checkouts: dict[str, Checkout] = {}
+        self.pending: list[dict] = []  # Stripe's events not yet delivered (any order)
+        self.delivered: list[dict] = []
+        self.seen_refunds: set[str] = set()
+        self.attempted: set[str] = set()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _where(self, test) -> list[Checkout]:
+        return [c for c in self.checkouts.values() if test(c)]
+
+    def _emit(self, event_type: str, obj: dict) -> None:
+        self.pending.append(stripe_event(event_type, obj))
+
+    def _open_session(self, checkout: Checkout) -> None:
+        checkout.session_id, checkout.session = new_id("cs_test_"), "open"
+        expires = int((datetime.now(UTC) + timedelta(minutes=31)).timestamp())
+        payments.record_session(
+            checkout.payment_id,
+            {
+                "id": checkout.session_id,
+                "url": f"{self.sandbox_url}/checkout/pay/x",
+                "expires_at": expires,
+                "payment_intent": None,
+            },
+        )
+
+    def _ensure_intent(self, checkout: Checkout) -> None:
+        """Stripe makes the PaymentIntent when the buyer first tries to pay."""
+        if checkout.intent_id is None:
+            intent = self.stripe.v1.payment_intents.create(
+                {
+                    "amount": checkout.amount,
+                    "currency": checkout.currency,
+                    "metadata": checkout.metadata,
+                }
+            )
+            checkout.intent_id = intent.id
+
+    def _capture(self, checkout: Checkout) -> None:
+        self.stripe.v1.payment_intents.confirm(
+            checkout.intent_id, {"payment_method": "pm_card_visa"}
+        )
+        checkout.captured = True
+        self._emit("payment_intent.succeeded", intent_object(checkout, "succeeded"))
+        self._emit("charge.succeeded", charge_object(checkout))
+
+    def _ingest(self, event: dict) -> None:
+        """One delivery. A Stripe refusal in a follow-up is a 5xx: Stripe retries later."""
+        self.attempted.add(event["id"])
+        try:
+            outcome = webhooks.ingest(self.shop, event, json.dumps(event), source="webhook")
+        except webhooks.ProcessingFailed as exc:
+            assert isinstance(exc.__cause__, PaymentProviderError), exc.__cause__
+            self.pending.append(event)
+            return
+        assert outcome.result in ("processed", "ignored", "duplicate"), outcome
+        self.delivered.append(event)
+
+    def _collect_refunds(self) -> None:
+        """Refunds made at Stripe (Dashboard, operator, late payments) send charge.refunded;
+        a Dashboard refund's charge carries none of our metadata."""
+        listing = self.stripe.v1.events.list({"type": "charge.refunded", "limit": 100})
+        for event in reversed(listing.data):
+            if event.id in self.seen_refunds:
+                continue
+            self.seen_refunds.add(event.id)
+            payload = event.to_dict()
+            payload["data"]["object"]["metadata"] = {}
+            charge = payload["data"]["object"]
+            for checkout in self._where(lambda c, pi=charge["payment_intent"]: c.intent_id == pi):
+                checkout.refunded = max(checkout.refunded, charge["amount_refunded"])
+            self.pending.append(payload)
+
+    # --- buyers place orders and start checkouts ----------------------------------------
+
+    @rule(
+        target=orders,
+        pay_later=st.booleans(),
+        mugs=st.integers(0, 2),
+        lamps=st.integers(0, 2),
+        minutes=st.sampled_from(RESERVATION_MINUTES),
+    )
+    def place_order(self, pay_later, mugs, lamps, minutes):
+        pairs = [(p, n) for p, n in zip(self.products, (mugs, lamps), strict=True) if n]
+        shop = replace(self.shop, order_reservation_minutes=minutes)
+        try:
+            order = place(
+                shop, self.buyer, *(pairs or [(self.products[0], 1)]), pay_later=pay_later
+            )
+        except Conflict as exc:
+            assert "Not enough stock" in exc.message
+            return multiple()
+        checkout = Checkout(order.id, order.payment.id, order.amount_cents)
+        self.checkouts[order.id] = checkout
+        if not pay_later:
+            self._open_session(checkout)
+        return order.id
+
+    @rule(order_id=orders)
+    def pay_later_buyer_starts_checkout(self, order_id):
+        checkout = self.checkouts[order_id]
+        if checkout.session == "none" and status(order_id) == UNPAID:
+            self._open_session(checkout)
+
+    # --- what buyers do at Stripe ------------------------------------------------------
+
+    def _open(self) -> list[Checkout]:
+        return self._where(lambda c: c.session == "open")
+
+    @precondition(lambda self: self._open())
+    @rule(data=st.data())
+    def buyer_card_is_declined(self, data):
+        checkout = data.draw(st.sampled_from(self._open()))
+        self._ensure_intent(checkout)
+        self._emit(
+            "payment_intent.payment_failed",
+            intent_object(checkout, "requires_payment_method", last_payment_error=declined_error()),
+        )
+
+    @precondition(lambda self: self._open())
+    @rule(data=st.data())
+    def buyer_pays(self, data):
+        checkout = data.draw(st.sampled_from(self._open()))
+        self._ensure_intent(checkout)
+        self._capture(checkout)
+        checkout.session = "complete"
+        self._emit("checkout.session.completed", session_object(checkout, "complete", "paid"))
+
+    @precondition(lambda self: self._open())
+    @rule(data=st.data())
+    def buyer_pays_by_bank_debit(self, data):
+        checkout = data.draw(st.sampled_from(self._open()))
+        self._ensure_intent(checkout)
+        checkout.session = "processing"
+        self._emit("payment_intent.processing", intent_object(checkout, "processing"))
+        self._emit("checkout.session.completed", session_object(checkout, "complete", "unpaid"))
+
+    @precondition(lambda self: self._where(lambda c: c.session == "processing"))
+    @rule(data=st.data(), succeeds=st.booleans())
+    def bank_debit_settles(self, data, succeeds):
+        checkout = data.draw(st.sampled_from(self._where(lambda c: c.session == "processing")))
+        checkout.session = "complete"
+        if succeeds:
+            self._capture(checkout)
+            self._emit(
+                "checkout.session.async_payment_succeeded",
+                session_object(checkout, "complete", "paid"),
+            )
+            return
+        self._emit(
+            "payment_intent.payment_failed",
+            intent_object(checkout, "requires_payment_method", last_payment_error=declined_error()),
+        )
+        self._emit(
+            "checkout.session.async_payment_failed", session_object(checkout, "complete", "unpaid")
+        )
+
+    @precondition(lambda self: self._open())
+    @rule(data=st.data())
+    def session_expires_at_stripe(self, data):
+        checkout = data.draw(st.sampled_from(self._open()))
+        checkout.session = "expired"
+        if checkout.intent_id:
+            self._emit("payment_intent.canceled", intent_object(checkout, "canceled"))
+        self._emit("checkout.session.expired", session_object(checkout, "expired", "unpaid"))
+
+    def _refundable(self) -> list[Checkout]:
+        return self._where(lambda c: c.captured and c.refunded < c.amount)
+
+    @precondition(lambda self: self._refundable())
+    @rule(data=st.data(), full=st.booleans())
+    def merchant_refunds_in_the_dashboard(self, data, full):
+        checkout = data.draw(st.sampled_from(self._refundable()))
+        left = checkout.amount - checkout.refunded
+        self.stripe.v1.refunds.create(
+            {"payment_intent": checkout.intent_id, "amount": left if full else max(1, left // 2)}
+        )
+        self._collect_refunds()
+
+    # --- what we do: operator, cron ----------------------------------------------------
+
+    @precondition(lambda self: self.checkouts)
+    @rule(data=st.data())
+    def operator_cancels(self, data):
+        order_id = data.draw(st.sampled_from(list(self.checkouts)))
+        before = status(order_id)
+        try:
+            orders.cancel_order(order_id, user=None, actor="cli")
+        except Conflict:
+            assert before != UNPAID
+            return
+        assert before == UNPAID and status(order_id) == "CANCELED"
+
+    @rule(minutes=st.sampled_from(RESERVATION_MINUTES))
+    def expiry_job_runs_later(self, minutes):
+        later = utcnow() + timedelta(minutes=minutes, seconds=30)
+        overdue = Order.select().where((Order.status == UNPAID) & (Order.expires_at < later))
+        expected = {order.id for order in overdue}
+        summary = expiry.expire_overdue(self.shop, now=later)
+        assert summary.ok and summary.expired == len(expected), summary
+        assert all(status(order_id) == "EXPIRED" for order_id in expected)
+
+    @precondition(lambda self: self._refundable())
+    @rule(data=st.data(), full=st.booleans())
+    def operator_refunds(self, data, full):
+        checkout = data.draw(st.sampled_from(self._refundable()))
+        payment = Payment.get(Payment.order == checkout.order_id)
+        left = payment.amount_cents - payment.refunded_cents
+        try:
+            payments.refund_order(
+                self.shop,
+                checkout.order_id,
+                amount=None if full else max(1, left // 2),
+                actor="cli",
+            )
+        except ShopError as exc:  # not PAID (yet), or our view of Stripe lags behind
+            assert (
+                status(checkout.order_id) != PAID
+                or isinstance(exc, PaymentProviderError)
+                or not payment.payment_intent_id
+            ), exc.message
+        self._collect_refunds()
+
+    # --- Stripe delivers: in any order, twice, at once; operators replay ---------------
+
+    def _deliverable(self) -> list[int]:
+        """Indexes of pending events Stripe may deliver next: any, except (until the bugs
+        pinned by the xfail tests below are fixed) a refund before its payment's events
+        were first tried."""
+        if not REFUNDS_MAY_OVERTAKE_PAYMENTS:
+            paying = {
+                intent_of(e)
+                for e in self.pending
+                if e["type"] in PAID_EVENTS and e["id"] not in self.attempted
+            }
+            return [
+                i
+                for i, e in enumerate(self.pending)
+                if e["type"] != "charge.refunded" or intent_of(e) not in paying
+            ]
+        return list(range(len(self.pending)))
+
+    def _take(self, data) -> dict:
+        return self.pending.pop(data.draw(st.sampled_from(self._deliverable())))
+
+    @precondition(lambda self: self._deliverable())
+    @rule(data=st.data())
+    def stripe_delivers_an_event(self, data):
+        self._ingest(self._take(data))
+        self._collect_refunds()
+
+    @precondition(lambda self: self._deliverable())
+    @rule(data=st.data(), same_event=st.booleans())
+    def stripe_delivers_two_at_once(self, data, same_event):
+        first = second = self._take(data)
+        if not same_event and self._deliverable():
+            second = self._take(data)
+        _in_threads(lambda: self._ingest(first), lambda: self._ingest(second))
+        self._collect_refunds()
+
+    @precondition(lambda self: self.delivered)
+    @rule(data=st.data())
+    def stripe_retries_a_delivered_event(self, data):
+        event = self.delivered[data.draw(st.integers(0, len(self.delivered) - 1))]
+        outcome = webhooks.ingest(self.shop, event, json.dumps(event), source="webhook")
+        assert outcome.result == "duplicate", outcome
+
+    @precondition(lambda self: self.delivered)
+    @rule(data=st.data())
+    def operator_force_replays(self, data):
+        event = self.delivered[data.draw(st.integers(0, len(self.delivered) - 1))]
+        [outcome] = webhooks.replay(self.shop, [event["id"]], force=True)
+        if outcome.result == "failed":  # a refund Stripe refused: left FAILED for a retry
+            assert outcome.detail.startswith("Stripe refused"), outcome
+            self.delivered.remove(event)
+            self.pending.append(event)
+        else:
+            assert outcome.result in ("processed", "ignored"), outcome
+        self._collect_refunds()
+
+    # --- invariants, after every step --------------------------------------------------
+
+    @invariant()
+    def stock_adds_up_and_the_ledger_agrees(self):
+        assert_stock_adds_up(self.stocked)
+
+    @invariant()
+    def statuses_hold_their_goods(self):
+        assert_orders_hold_what_their_status_says()
+
+    @invariant()
+    def never_refunded_beyond_the_amount(self):
+        assert_refunds_within_amounts()
+
+    @invariant()
+    def histories_are_spec_paths_with_no_double_apply(self):
+        assert_histories_are_spec_paths()
+
+    # --- the end: everything delivered, every order agrees with Stripe -----------------
+
+    def teardown(self):
+        for _ in range(50):
+            if not self.pending:
+                break
+            self._ingest(self.pending.pop(self._deliverable()[0]))
+            self._collect_refunds()
+        assert not self.pending, "events still failing after every retry"
+        for checkout in self.checkouts.values():
+            self._agrees_with_stripe(checkout)
+        assert StripeEvent.select().where(StripeEvent.status == "FAILED").count() == 0
+
+    def _agrees_with_stripe(self, checkout: Checkout) -> None:
+        order = Order.get_by_id(checkout.order_id)
+        payment = Payment.get(Payment.order == order.id)
+        where = f"order {order.id} ({order.status}), Stripe: {checkout}"
+        assert payment.refunded_cents == checkout.refunded, where
+        if checkout.captured and checkout.refunded >= checkout.amount:
+            assert order.status == REFUNDED, where
+        elif checkout.captured:
+            assert order.status == PAID, where
+        else:
+            assert order.status not in (PAID, REFUNDED), where
+
+
+@pytest.fixture(scope="module")
+def sandbox_url(tmp_path_factory):
+    with running_sandbox(tmp_path_factory.mktemp("model-sandbox")) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_order_life_cycle_keeps_every_unit_and_cent(settings, sandbox_url):
+    LifeCycle.shop = replace(settings, stripe_api_base=sandbox_url)
+    LifeCycle.sandbox_url = sandbox_url
+    budget = settings_for_ci()
+    run_state_machine_as_test(LifeCycle, settings=budget)
+
+
+def settings_for_ci():
+    """25 runs of 20 steps fit CI; SHOPCTL_MODEL_EXAMPLES=500 explores deeper locally."""
+    examples = int(os.environ.get("SHOPCTL_MODEL_EXAMPLES", "25"))
+    return hypothesis_settings(
+        max_examples=examples,
+        stateful_step_count=20,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        print_blob=True,
+    )
+
+
+# --- refunds that overtake their payment's events (regressions the model found) --------
+
+
+def _paid_then_refunded_at_stripe(settings, *, decline_first: bool) -> tuple[Checkout, list]:
+    """A pay-now order paid at Stripe and refunded in full in the Dashboard, and the
+    events Stripe sends, in the order they arrive here: the refund first."""
+    order = place(settings, make_user(), (make_product("Mug", quantity=2), 1), pay_later=False)
+    checkout = Checkout(
+        order.id,
+        order.payment.id,
+        order.amount_cents,
+        session_id=new_id("cs_test_"),
+        intent_id=new_id("pi_"),
+    )
+    payments.record_session(checkout.payment_id, {"id": checkout.session_id, "url": None})
+    refunded = charge_object(checkout) | {
+        "amount_refunded": checkout.amount,
+        "refunded": True,
+        "metadata": {},
+    }  # Dashboard refunds carry none
+    events = [
+        stripe_event("charge.refunded", refunded),
+        stripe_event("payment_intent.succeeded", intent_object(checkout, "succeeded")),
+        stripe_event("checkout.session.completed", session_object(checkout, "complete", "paid")),
+    ]
+    if decline_first:  # the buyer's first card was declined: that event told us the intent
+        events.insert(
+            0,
+            stripe_event(
+                "payment_intent.payment_failed",
+                intent_object(
+                    checkout, "requires_payment_method", last_payment_error=declined_error()
+                ),
+            ),
+        )
+    return checkout, events
+
+
+def _deliver_all(settings, events) -> None:
+    for event in events:
+        webhooks.ingest(settings, event, json.dumps(event), source="webhook")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: charge.refunded for a PaymentIntent we do not "
+    "know yet is stored IGNORED and never applied "
+    "(shopctl/services/payment_events.py:charge_refunded)",
+)
+def test_a_refund_that_arrives_before_the_payment_is_not_lost(settings):
+    checkout, events = _paid_then_refunded_at_stripe(settings, decline_first=False)
+    _deliver_all(settings, events)
+    payment = Payment.get_by_id(checkout.payment_id)
+    assert (status(checkout.order_id), payment.refunded_cents) == (REFUNDED, checkout.amount)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a payment applied after its full refund leaves "
+    "the order PAID (shopctl/services/payment_events.py:apply_paid)",
+)
+def test_a_payment_applied_after_its_full_refund_ends_refunded(settings):
+    checkout, events = _paid_then_refunded_at_stripe(settings, decline_first=True)
+    _deliver_all(settings, events)
+    payment = Payment.get_by_id(checkout.payment_id)
+    assert payment.refunded_cents == checkout.amount
+    assert status(checkout.order_id) == REFUNDED
