@@ -57,6 +57,11 @@ class Gone(ShopError):
     code = "gone"
 
 
+class UnsupportedMediaType(ShopError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unprocessable(ShopError):
     status = 422
     code = "unprocessable"

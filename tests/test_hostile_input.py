@@ -341,14 +341,6 @@ def test_hostile_webhooks_are_400_and_store_nothing(server, shop, path):
     assert _counts() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: JSON bodies are parsed whatever the Content-Type, so a cross-site form "
-        "(text/plain, urlencoded, multipart: no CORS preflight) can log a browser into the "
-        "attacker's account (shopctl/api/common.py:json_body)"
-    ),
-)
 @pytest.mark.parametrize(
     "content_type",
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],

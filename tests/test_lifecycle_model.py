@@ -63,19 +63,6 @@ from tests.resilience_support import (
 
 STOCK = {"Mug": 3, "Lamp": 2}  # scarce, so late payments often find their stock gone
 RESERVATION_MINUTES = (5, 30, 60)  # per order; the expiry job runs this far ahead
-PAID_EVENTS = (
-    "payment_intent.succeeded",
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-)
-# False while the two xfail tests at the end of this file fail: a charge.refunded that
-# overtakes its payment's events is lost (or leaves the order PAID). Flip when fixed.
-REFUNDS_MAY_OVERTAKE_PAYMENTS = False
-
-
-def intent_of(event: dict) -> str | None:
-    obj = event["data"]["object"]
-    return obj["id"] if obj["object"] == "payment_intent" else obj.get("payment_intent")
 
 
 def _empty_tables() -> None:
@@ -131,7 +118,6 @@ class LifeCycle(RuleBasedStateMachine):
         self.pending: list[dict] = []  # Stripe's events not yet delivered (any order)
         self.delivered: list[dict] = []
         self.seen_refunds: set[str] = set()
-        self.attempted: set[str] = set()
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -176,7 +162,6 @@ class LifeCycle(RuleBasedStateMachine):
 
     def _ingest(self, event: dict) -> None:
         """One delivery. A Stripe refusal in a follow-up is a 5xx: Stripe retries later."""
-        self.attempted.add(event["id"])
         try:
             outcome = webhooks.ingest(self.shop, event, json.dumps(event), source="webhook")
         except webhooks.ProcessingFailed as exc:
@@ -353,37 +338,21 @@ class LifeCycle(RuleBasedStateMachine):
 
     # --- Stripe delivers: in any order, twice, at once; operators replay ---------------
 
-    def _deliverable(self) -> list[int]:
-        """Indexes of pending events Stripe may deliver next: any, except (until the bugs
-        pinned by the xfail tests below are fixed) a refund before its payment's events
-        were first tried."""
-        if not REFUNDS_MAY_OVERTAKE_PAYMENTS:
-            paying = {
-                intent_of(e)
-                for e in self.pending
-                if e["type"] in PAID_EVENTS and e["id"] not in self.attempted
-            }
-            return [
-                i
-                for i, e in enumerate(self.pending)
-                if e["type"] != "charge.refunded" or intent_of(e) not in paying
-            ]
-        return list(range(len(self.pending)))
-
     def _take(self, data) -> dict:
-        return self.pending.pop(data.draw(st.sampled_from(self._deliverable())))
+        """Any pending event: Stripe may deliver them in any order (refunds included)."""
+        return self.pending.pop(data.draw(st.sampled_from(range(len(self.pending)))))
 
-    @precondition(lambda self: self._deliverable())
+    @precondition(lambda self: self.pending)
     @rule(data=st.data())
     def stripe_delivers_an_event(self, data):
         self._ingest(self._take(data))
         self._collect_refunds()
 
-    @precondition(lambda self: self._deliverable())
+    @precondition(lambda self: self.pending)
     @rule(data=st.data(), same_event=st.booleans())
     def stripe_delivers_two_at_once(self, data, same_event):
         first = second = self._take(data)
-        if not same_event and self._deliverable():
+        if not same_event and self.pending:
             second = self._take(data)
         _in_threads(lambda: self._ingest(first), lambda: self._ingest(second))
         self._collect_refunds()
@@ -432,7 +401,7 @@ class LifeCycle(RuleBasedStateMachine):
         for _ in range(50):
             if not self.pending:
                 break
-            self._ingest(self.pending.pop(self._deliverable()[0]))
+            self._ingest(self.pending.pop(0))
             self._collect_refunds()
         assert not self.pending, "events still failing after every retry"
         for checkout in self.checkouts.values():
@@ -521,12 +490,6 @@ def _deliver_all(settings, events) -> None:
         webhooks.ingest(settings, event, json.dumps(event), source="webhook")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: charge.refunded for a PaymentIntent we do not "
-    "know yet is stored IGNORED and never applied "
-    "(shopctl/services/payment_events.py:charge_refunded)",
-)
 def test_a_refund_that_arrives_before_the_payment_is_not_lost(settings):
     checkout, events = _paid_then_refunded_at_stripe(settings, decline_first=False)
     _deliver_all(settings, events)
@@ -534,11 +497,6 @@ def test_a_refund_that_arrives_before_the_payment_is_not_lost(settings):
     assert (status(checkout.order_id), payment.refunded_cents) == (REFUNDED, checkout.amount)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a payment applied after its full refund leaves "
-    "the order PAID (shopctl/services/payment_events.py:apply_paid)",
-)
 def test_a_payment_applied_after_its_full_refund_ends_refunded(settings):
     checkout, events = _paid_then_refunded_at_stripe(settings, decline_first=True)
     _deliver_all(settings, events)

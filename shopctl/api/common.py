@@ -11,7 +11,7 @@ from peewee import InterfaceError, OperationalError
 from sanic import Request
 
 from shopctl.db import connection, discard_connection
-from shopctl.errors import InvalidInput
+from shopctl.errors import InvalidInput, UnsupportedMediaType
 from shopctl.schemas import Schema, unstorable_text, validate
 
 
@@ -35,10 +35,21 @@ async def call(request: Request, fn, *args, **kwargs) -> Any:
     )
 
 
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def json_body(request: Request) -> Any:
-    """The request's JSON body; like the seed, `{"data": "<json>"}` is unwrapped."""
+    """The request's JSON body; like the seed, `{"data": "<json>"}` is unwrapped.
+
+    Only JSON media types are read: a cross-site HTML form can send text/plain or
+    urlencoded bodies without a CORS preflight (login CSRF, cf. FastAPI CVE-2021-32677).
+    """
     if not request.body:
         return {}
+    if not _is_json(request):
+        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
     try:
         payload = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):

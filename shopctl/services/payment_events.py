@@ -11,12 +11,13 @@ order's row lock. Network calls (the refund) run as follow-ups after the commit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from shopctl.config import Settings
-from shopctl.models import Order, Payment, utcnow
+from shopctl.models import Order, Payment, StripeEvent, utcnow
 from shopctl.services.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -111,6 +112,28 @@ def _link(payment: Payment, session_id: str | None, intent_id: str | None) -> No
         fields["payment_intent_id"] = payment.payment_intent_id = intent_id
     if fields:
         Payment.update(**fields, updated_at=utcnow()).where(Payment.id == payment.id).execute()
+    if "payment_intent_id" in fields:
+        _adopt_early_refunds(payment)
+
+
+def _adopt_early_refunds(payment: Payment) -> None:
+    """Dashboard refunds carry none of our metadata: a `charge.refunded` that came before
+    we knew the PaymentIntent was stored unmatched. Now that we know it, apply it."""
+    orphans = StripeEvent.select().where(
+        (StripeEvent.type == "charge.refunded") & (StripeEvent.status == "IGNORED")
+        & StripeEvent.payload.contains(payment.payment_intent_id)
+    )
+    totals = [0]
+    for row in orphans:
+        charge = json.loads(row.payload)["data"]["object"]
+        if charge.get("payment_intent") == payment.payment_intent_id:
+            totals.append(charge.get("amount_refunded") or 0)
+            StripeEvent.update(status="PROCESSED", payment=payment.id, last_error=None,
+                               processed_at=utcnow()).where(StripeEvent.id == row.id).execute()
+    total = min(max(totals), payment.amount_cents)
+    if total > payment.refunded_cents:
+        payment.refunded_cents = total
+        Payment.update(refunded_cents=total).where(Payment.id == payment.id).execute()
 
 
 def _move(ctx: Context, order: Order, to: str, reason: str, payment_status: str) -> bool:
@@ -129,9 +152,15 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
     if payment.late_outcome == "refund_pending":
         ctx.followups.append(partial(_refund_late, payment.id, ctx.actor))
         return
+    fully_refunded = payment.refunded_cents >= payment.amount_cents
     if order.status in (UNPAID, PROCESSING):
         _move(ctx, order, PAID, reason, PAID)
         Payment.update(paid_at=utcnow()).where(Payment.id == payment.id).execute()
+        if fully_refunded:  # the refund's event overtook the payment's
+            _move(ctx, order, REFUNDED, "refunded at Stripe", REFUNDED)
+        return
+    if fully_refunded:  # a late payment already given back: no stock to take again
+        _move(ctx, order, REFUNDED, f"late payment ({reason}) refunded at Stripe", REFUNDED)
         return
     if rereserve_stock(order):
         _move(ctx, order, PAID, f"late payment ({reason}): stock re-reserved", PAID)
