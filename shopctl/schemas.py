@@ -79,10 +79,7 @@ def _upper_status(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-OrderStatus = Annotated[
-    Literal["UNPAID", "PROCESSING", "PAID", "FAILED", "CANCELED", "EXPIRED", "REFUNDED"],
-    BeforeValidator(_upper_status),
-]
+OrderStatus = Annotated[Literal[ORDER_STATUSES], BeforeValidator(_upper_status)]
 
 
 class OrderLine(Strict):

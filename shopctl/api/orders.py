@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sanic import Blueprint, Request
 
 from shopctl.api.common import body, call, query
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
 from shopctl.schemas import IdempotencyKey, OrderCreate, OrderListQuery, OrderRef, validate
-from shopctl.services import orders
+from shopctl.services import orders, payments
 from shopctl.services.common import iso
 
 api = Blueprint("orders", url_prefix="/order")
 
 
-async def start_payment(request: Request, order) -> dict:
-    """Start paying `order` (placed and committed, with `.payment`): {paymentUrl, sessionId, …}.
+async def start_payment(request: Request, order_id: str) -> dict:
+    """A Stripe Checkout Session for a committed order: {paymentId, paymentUrl, sessionId, …}.
 
-    The payments work replaces this body with the Stripe Checkout call; it runs after
-    the order's transaction committed and must stay outside any transaction.
+    Runs after the order's transaction committed; the Stripe call is awaited on the event
+    loop, each database step runs in the thread pool.
     """
-    return {"paymentUrl": None, "sessionId": None, "message": "Payments are not configured"}
+    settings, user = request.app.ctx.settings, request.ctx.user
+    return await payments.start_checkout(settings, user, order_id, partial(call, request))
 
 
 def _order_id(order_id: str) -> str:
@@ -38,15 +41,20 @@ async def _place(request: Request, *, pay_later: bool):
     payload = body(request, OrderCreate)
     key = _idempotency_key(request)
     order, created = await call(
-        request, orders.place_order, request.app.ctx.settings, request.ctx.user,
-        payload.items, pay_later=pay_later, idempotency_key=key,
+        request,
+        orders.place_order,
+        request.app.ctx.settings,
+        request.ctx.user,
+        payload.items,
+        pay_later=pay_later,
+        idempotency_key=key,
     )
     data = {"orderId": order.id, "paymentId": order.payment.id, "expiresAt": iso(order.expires_at)}
     if pay_later:
         data["payLater"] = True
         message = "Order created (pay later)"
     else:
-        data |= await start_payment(request, order)
+        data |= await start_payment(request, order.id)
         message = "Order created successfully"
     response = ok(data, message, status=201)
     if not created:
@@ -69,16 +77,19 @@ async def create_pay_later_order(request: Request):
 @api.post("/<order_id>/pay")
 @authenticated()
 async def pay_order(request: Request, order_id: str):
-    order = await call(request, orders.order_to_pay, request.ctx.user, _order_id(order_id))
-    data = {"paymentId": order.payment.id, **await start_payment(request, order)}
-    return ok(data, "Payment started")
+    return ok(await start_payment(request, _order_id(order_id)), "Payment started")
 
 
 @api.post("/<order_id>/cancel")
 @authenticated()
 async def cancel_order(request: Request, order_id: str):
     order = await call(
-        request, orders.cancel_order, _order_id(order_id), user=request.ctx.user, actor="api"
+        request,
+        payments.cancel_order,
+        request.app.ctx.settings,
+        _order_id(order_id),
+        user=request.ctx.user,
+        actor="api",
     )
     return ok(order, "Order canceled successfully")
 

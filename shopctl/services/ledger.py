@@ -1,0 +1,130 @@
+"""Stock ledger checks for `shopctl doctor`: does the stock add up, and is any order stuck?
+
+* stock ledger: every product's quantity equals the sum of its movements, never below 0;
+* order stock: for every order line, the order's own movements net to -quantity while it
+  holds its stock and to 0 once released (a positive net means stock came back twice);
+  and the flag matches the status: UNPAID/PROCESSING/PAID hold stock,
+  EXPIRED/CANCELED/FAILED gave it back, REFUNDED may be either (a late payment
+  refunded because the stock was gone never held it again);
+* stuck orders: UNPAID more than an hour past its reservation (is the cron job running?).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from peewee import JOIN, Case, fn
+
+from shopctl.models import Order, OrderItem, Product, StockMovement, utcnow
+from shopctl.services.system import Report
+
+HOLDING = ("UNPAID", "PROCESSING", "PAID")
+RELEASED = ("EXPIRED", "CANCELED", "FAILED")
+STUCK_AFTER = timedelta(hours=1)
+SHOWN = 5  # names listed in a failing check's detail; the rest are counted
+
+
+def check_ledger(report: Report) -> None:
+    check_stock_ledger(report)
+    check_order_stock(report)
+    check_stuck_orders(report)
+
+
+def _listing(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
+def stock_mismatches() -> list[tuple[str, int, int]]:
+    """(product name, quantity, sum of movements) where they differ."""
+    moved = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
+    query = (
+        Product.select(Product.name, Product.quantity, moved.alias("moved"))
+        .join(StockMovement, JOIN.LEFT_OUTER, on=(StockMovement.product == Product.id))
+        .group_by(Product.id, Product.name, Product.quantity)
+        .having(moved != Product.quantity)
+        .order_by(Product.name)
+    )
+    return [(name, quantity, int(total)) for name, quantity, total in query.tuples()]
+
+
+def check_stock_ledger(report: Report) -> None:
+    negative = [p.name for p in Product.select(Product.name).where(Product.quantity < 0)]
+    mismatched = stock_mismatches()
+    if negative or mismatched:
+        parts = [f"{name}: stock {qty}, movements {moved}" for name, qty, moved in mismatched]
+        parts += [f"{name}: negative stock" for name in negative]
+        report.add(
+            "stock ledger",
+            False,
+            _listing(parts),
+            "stock was changed outside shopctl; record the difference as a movement",
+        )
+        return
+    report.add("stock ledger", True, "every product's stock equals the sum of its movements")
+
+
+def order_stock_mismatches() -> list[tuple[str, str, str]]:
+    """(order id, status, problem) for orders whose stock movements or flag do not add up."""
+    net = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
+    # An order line's own movements net to -quantity while held, to 0 once released.
+    expected = Case(None, [(Order.stock_released == False, OrderItem.quantity * -1)], 0)  # noqa: E712
+    lines = (
+        OrderItem.select(
+            Order.id, Order.status, Order.stock_released, OrderItem.quantity, net.alias("net")
+        )
+        .join(Order)
+        .join(
+            StockMovement,
+            JOIN.LEFT_OUTER,
+            on=(
+                (StockMovement.order == OrderItem.order)
+                & (StockMovement.product == OrderItem.product)
+            ),
+        )
+        .group_by(Order.id, Order.status, Order.stock_released, OrderItem.id, OrderItem.quantity)
+        .having(net != expected)
+    )
+    problems = {
+        order_id: (status, _net_problem(net_units, quantity))
+        for order_id, status, _, quantity, net_units in lines.tuples()
+    }
+    flags = Order.select(Order.id, Order.status, Order.stock_released).where(
+        (Order.status.in_(HOLDING) & (Order.stock_released == True))  # noqa: E712
+        | (Order.status.in_(RELEASED) & (Order.stock_released == False))  # noqa: E712
+    )
+    for order_id, status, released in flags.tuples():
+        problems.setdefault(order_id, (status, "released" if released else "still holds stock"))
+    return sorted((order_id, status, problem) for order_id, (status, problem) in problems.items())
+
+
+def _net_problem(net_units: int, quantity: int) -> str:
+    if net_units > 0:
+        return f"stock returned twice (net +{net_units})"
+    return f"movements net {net_units} for {quantity} ordered"
+
+
+def check_order_stock(report: Report) -> None:
+    problems = order_stock_mismatches()
+    if problems:
+        parts = [f"{order_id} ({status}): {problem}" for order_id, status, problem in problems]
+        report.add("order stock", False, _listing(parts), "inspect with: shopctl orders show ID")
+        return
+    report.add("order stock", True, "every order holds or returned its stock exactly once")
+
+
+def check_stuck_orders(report: Report) -> None:
+    stuck = (
+        Order.select()
+        .where((Order.status == "UNPAID") & (Order.expires_at < utcnow() - STUCK_AFTER))
+        .count()
+    )
+    if stuck:
+        report.add(
+            "stuck orders",
+            False,
+            f"{stuck} unpaid order(s) more than an hour past their reservation",
+            "run `shopctl orders expire` from cron every minute",
+        )
+        return
+    report.add("stuck orders", True, "no unpaid order is overdue by more than an hour")

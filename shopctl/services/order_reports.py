@@ -1,0 +1,78 @@
+"""Operator views of orders (`shopctl orders list / show`): who bought what, and what happened."""
+
+from __future__ import annotations
+
+from peewee import JOIN, fn
+
+from shopctl.errors import NotFound
+from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
+from shopctl.schemas import OrderSearch
+from shopctl.services.common import iso
+from shopctl.services.orders import ORDER_NOT_FOUND, orders_json
+
+
+def search_orders(search: OrderSearch) -> list[dict]:
+    """Newest orders first, filtered by status, buyer (email or id) and creation time."""
+    lines = fn.COUNT(OrderItem.id)
+    query = (
+        Order.select(Order, User.email, lines.alias("lines"))
+        .join(User, on=(Order.user == User.id))
+        .switch(Order)
+        .join(OrderItem, JOIN.LEFT_OUTER, on=(OrderItem.order == Order.id))
+        .group_by(Order.id, User.email)
+    )
+    if search.status:
+        query = query.where(Order.status == search.status)
+    if search.user:
+        buyer = search.user
+        query = query.where((fn.LOWER(User.email) == buyer.lower()) | (User.id == buyer))
+    if search.since:
+        query = query.where(Order.created_at >= search.since)
+    query = query.order_by(Order.created_at.desc(), Order.id).limit(search.limit)
+    return [_summary_json(order) for order in query.objects()]
+
+
+def _summary_json(order: Order) -> dict:
+    return {
+        "id": order.id,
+        "status": order.status,
+        "userEmail": order.email,
+        "amountCents": order.amount_cents,
+        "currency": order.currency,
+        "lines": order.lines,
+        "payLater": order.pay_later,
+        "createdAt": iso(order.created_at),
+        "expiresAt": iso(order.expires_at),
+    }
+
+
+def order_details(order_id: str) -> dict:
+    """Everything an operator needs about one order: items, payment, Stripe ids, history."""
+    order = Order.get_or_none(Order.id == order_id)
+    if order is None:
+        raise NotFound(ORDER_NOT_FOUND)
+    details = orders_json([order])[0]
+    details["userEmail"] = User.get_by_id(order.user_id).email
+    details["stockReleased"] = order.stock_released
+    payment = Payment.get_or_none(Payment.order == order.id)
+    if payment is not None:
+        details["payment"] |= {
+            "paymentIntentId": payment.payment_intent_id,
+            "attempts": payment.attempts,
+            "lastError": payment.last_error,
+            "refundedCents": payment.refunded_cents,
+            "lateOutcome": payment.late_outcome,
+            "paidAt": iso(payment.paid_at),
+        }
+    history = order.history.order_by(OrderHistory.created_at, OrderHistory.id)
+    details["history"] = [
+        {
+            "at": iso(row.created_at),
+            "from": row.from_status,
+            "to": row.to_status,
+            "reason": row.reason,
+            "actor": row.actor,
+        }
+        for row in history
+    ]
+    return details

@@ -1,0 +1,326 @@
+"""Orders: place (reserving stock), check before paying, cancel, read and list.
+
+Every rule about orders lives here once; the API and the CLI both call these
+functions. Status changes go through `shopctl.services.lifecycle`, which payments
+and the expiry job share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from peewee import IntegrityError
+
+from shopctl.config import Settings
+from shopctl.db import is_postgres, write_transaction
+from shopctl.errors import Conflict, Gone, NotFound, Unprocessable
+from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, User, new_id, utcnow
+from shopctl.money import MAX_MINOR_UNITS, format_minor_units
+from shopctl.schemas import OrderLine, OrderListQuery
+from shopctl.services.common import Page, iso
+from shopctl.services.lifecycle import (
+    CANCELED,
+    EXPIRED,
+    UNPAID,
+    lock_order,
+    record_reservation,
+    release_stock,
+    reserve_stock,
+    transition,
+)
+
+ORDER_NOT_FOUND = "Order not found"
+
+
+# --- placing an order -----------------------------------------------------------------
+
+
+def place_order(
+    settings: Settings,
+    user: User,
+    items: Sequence[OrderLine],
+    *,
+    pay_later: bool,
+    idempotency_key: str | None = None,
+    actor: str = "api",
+) -> tuple[Order, bool]:
+    """Reserve the items' stock and create the order with its payment: (order, created).
+
+    The order comes back with its payment row at `order.payment`. With an
+    `idempotency_key` already used by this user for the same request, the original
+    order is returned (created False) and nothing is reserved again; for a different
+    request, Unprocessable.
+    """
+    quantities = aggregate_lines(items)
+    request_hash = _request_hash(quantities, pay_later)
+    if idempotency_key and (earlier := _replay(user, idempotency_key, request_hash)):
+        return earlier, False
+    try:
+        with write_transaction():
+            order = _create_order(
+                settings, user, quantities, pay_later, actor, idempotency_key, request_hash
+            )
+    except IntegrityError:
+        # Two requests with one key raced: the unique (user, key) index let one win.
+        winner = idempotency_key and _replay(user, idempotency_key, request_hash)
+        if not winner:
+            raise
+        return winner, False
+    return order, True
+
+
+def aggregate_lines(items: Iterable[OrderLine]) -> dict[str, int]:
+    """Product id → total quantity; repeated lines for one product become one."""
+    quantities: dict[str, int] = defaultdict(int)
+    for line in items:
+        quantities[line.product_id] += line.quantity
+    return dict(quantities)
+
+
+def _request_hash(quantities: dict[str, int], pay_later: bool) -> str:
+    normalised = {"items": sorted(quantities.items()), "payLater": pay_later}
+    return hashlib.sha256(json.dumps(normalised).encode()).hexdigest()
+
+
+def _replay(user: User, key: str, request_hash: str) -> Order | None:
+    order = Order.get_or_none((Order.user == user.id) & (Order.idempotency_key == key))
+    if order is None:
+        return None
+    if order.request_hash != request_hash:
+        raise Unprocessable("Idempotency-Key was already used with a different request")
+    order.payment = Payment.get(Payment.order == order.id)
+    return order
+
+
+def _create_order(settings, user, quantities, pay_later, actor, key, request_hash) -> Order:
+    products = _lock_products(quantities)
+    _check_products(settings, quantities, products)
+    amount = sum(products[pid].price_cents * quantity for pid, quantity in quantities.items())
+    if amount > MAX_MINOR_UNITS:
+        limit = format_minor_units(MAX_MINOR_UNITS, settings.stripe_currency)
+        raise Unprocessable(f"The order total is more than one payment can take ({limit})")
+    short = reserve_stock(quantities)
+    if short:
+        _raise_shortfall(quantities, products, short)
+    now = utcnow()
+    order = Order.create(
+        id=new_id(),
+        user=user.id,
+        status=UNPAID,
+        amount_cents=amount,
+        currency=settings.stripe_currency,
+        pay_later=pay_later,
+        expires_at=now + timedelta(minutes=settings.order_reservation_minutes),
+        idempotency_key=key,
+        request_hash=request_hash,
+        created_at=now,
+        updated_at=now,
+    )
+    _insert_items(order, quantities, products)
+    order.payment = Payment.create(
+        order=order.id,
+        status="PENDING",
+        amount_cents=amount,
+        currency=order.currency,
+        created_at=now,
+        updated_at=now,
+    )
+    record_reservation(order.id, quantities)
+    OrderHistory.create(
+        order=order.id,
+        from_status=None,
+        to_status=UNPAID,
+        reason="created",
+        actor=actor,
+        created_at=now,
+    )
+    return order
+
+
+def _insert_items(order: Order, quantities: dict[str, int], products: dict[str, Product]):
+    """One line per product, with the name and unit price as they are now (the snapshot)."""
+    rows = [
+        {
+            "id": new_id(),
+            "order": order.id,
+            "product": pid,
+            "quantity": quantity,
+            "product_name": products[pid].name,
+            "price_cents": products[pid].price_cents,
+        }
+        for pid, quantity in sorted(quantities.items())
+    ]
+    OrderItem.insert_many(rows).execute()
+
+
+def _lock_products(quantities: dict[str, int]) -> dict[str, Product]:
+    # Locked in id order, like every other writer, so buyers never deadlock each other.
+    query = Product.select().where(Product.id.in_(list(quantities))).order_by(Product.id)
+    if is_postgres():
+        query = query.for_update()
+    return {product.id: product for product in query}
+
+
+def _check_products(settings, quantities, products: dict[str, Product]) -> None:
+    unknown = [pid for pid in quantities if pid not in products]
+    if unknown:
+        raise NotFound(
+            "Products not found: " + ", ".join(unknown),
+            detail=[{"productId": pid} for pid in unknown],
+        )
+    archived = [p for p in products.values() if p.is_archived]
+    if archived:
+        raise Conflict(
+            "Products no longer for sale: " + ", ".join(p.name for p in archived),
+            detail=[{"productId": p.id, "name": p.name} for p in archived],
+        )
+    foreign = [p for p in products.values() if p.currency != settings.stripe_currency]
+    if foreign:
+        raise Conflict(
+            f"Products not priced in {settings.stripe_currency}: "
+            + ", ".join(p.name for p in foreign)
+        )
+
+
+def _raise_shortfall(quantities, products, short: dict[str, int]):
+    detail = [
+        {
+            "productId": pid,
+            "name": products[pid].name,
+            "requested": quantities[pid],
+            "available": left,
+        }
+        for pid, left in sorted(short.items(), key=lambda pair: products[pair[0]].name)
+    ]
+    names = ", ".join(f"{line['name']} ({line['available']} left)" for line in detail)
+    raise Conflict(f"Not enough stock: {names}", detail=detail)
+
+
+# --- paying and canceling -------------------------------------------------------------
+
+
+def order_to_pay(user: User, order_id: str) -> Order:
+    """The buyer's own order, checked payable (UNPAID, reservation running), with `.payment`.
+
+    Gone when the reservation ran out, Conflict when the order is past paying.
+    """
+    order = Order.get_or_none(Order.id == order_id)
+    if order is None or order.user_id != user.id:
+        raise NotFound(ORDER_NOT_FOUND)
+    if order.status == EXPIRED or (order.status == UNPAID and order.expires_at <= utcnow()):
+        raise Gone("The order's reservation has expired; place a new order")
+    if order.status != UNPAID:
+        raise Conflict(f"Order cannot be paid: it is {order.status}")
+    order.payment = Payment.get(Payment.order == order.id)
+    return order
+
+
+def cancel_order(order_id: str, *, user: User | None, actor: str) -> dict:
+    """Cancel an UNPAID order and give its stock back; `user` None means the operator.
+
+    Only the owner or an admin may cancel (others get NotFound); anything past UNPAID is
+    a Conflict — including an order the expiry job or a payment got to first.
+    """
+    with write_transaction():
+        order = lock_order(order_id)
+        if order is None or (user is not None and not _may_see(user, order)):
+            raise NotFound(ORDER_NOT_FOUND)
+        if order.status != UNPAID:
+            raise Conflict(f"Only unpaid orders can be canceled; this one is {order.status}")
+        transition(
+            order,
+            CANCELED,
+            reason=_cancel_reason(user, order),
+            actor=actor,
+            payment_status=CANCELED,
+        )
+        release_stock(order, "canceled")
+    return orders_json([order])[0]
+
+
+def _cancel_reason(user: User | None, order: Order) -> str:
+    if user is None:
+        return "canceled by the operator"
+    return "canceled by the buyer" if user.id == order.user_id else "canceled by an admin"
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def _may_see(user: User, order: Order) -> bool:
+    return user.role == "ADMIN" or order.user_id == user.id
+
+
+def get_order(user: User, order_id: str) -> dict:
+    """One order as JSON; someone else's order is NotFound (unless `user` is an admin)."""
+    order = Order.get_or_none(Order.id == order_id)
+    if order is None or not _may_see(user, order):
+        raise NotFound(ORDER_NOT_FOUND)
+    return orders_json([order])[0]
+
+
+def list_orders(user: User, params: OrderListQuery) -> tuple[list[dict], dict]:
+    """The user's orders (an admin's: everyone's), newest first: (orders, meta)."""
+    page = Page(params.page, params.limit)
+    query = Order.select()
+    if user.role != "ADMIN":
+        query = query.where(Order.user == user.id)
+    if params.status:
+        query = query.where(Order.status == params.status)
+    total = query.count()
+    rows = query.order_by(Order.created_at.desc(), Order.id).offset(page.offset).limit(page.limit)
+    return orders_json(list(rows)), page.meta(total)
+
+
+def orders_json(orders: Sequence[Order]) -> list[dict]:
+    """Orders with items and payment, in three queries whatever the number of orders."""
+    ids = [order.id for order in orders]
+    items: dict[str, list[OrderItem]] = defaultdict(list)
+    payments: dict[str, Payment] = {}
+    if ids:
+        for item in (
+            OrderItem.select().where(OrderItem.order.in_(ids)).order_by(OrderItem.product_name)
+        ):
+            items[item.order_id].append(item)
+        payments = {p.order_id: p for p in Payment.select().where(Payment.order.in_(ids))}
+    return [order_json(order, items[order.id], payments.get(order.id)) for order in orders]
+
+
+def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None) -> dict:
+    return {
+        "id": order.id,
+        "userId": order.user_id,
+        "status": order.status,
+        "amountCents": order.amount_cents,
+        "currency": order.currency,
+        "expiresAt": iso(order.expires_at),
+        "createdAt": iso(order.created_at),
+        "updatedAt": iso(order.updated_at),
+        "payLater": order.pay_later,
+        "items": [item_json(item) for item in items],
+        "payment": payment_json(payment) if payment else None,
+    }
+
+
+def item_json(item: OrderItem) -> dict:
+    return {
+        "id": item.id,
+        "orderId": item.order_id,
+        "productId": item.product_id,
+        "productName": item.product_name,
+        "quantity": item.quantity,
+        "priceCents": item.price_cents,
+    }
+
+
+def payment_json(payment: Payment) -> dict:
+    return {
+        "id": payment.id,
+        "status": payment.status,
+        "paymentUrl": payment.payment_url,
+        "sessionId": payment.session_id,
+    }
