@@ -228,7 +228,10 @@ def session_expired(ctx: Context) -> None:
         return
     order, payment = found
     # Only the order's current session speaks for it: an older, replaced one does not.
-    if order.status == UNPAID and payment.session_id == session.get("id"):
+    # A session we closed ourselves (link cleared first) is settled by the cancel or the
+    # expiry job that closed it, so this webhook cannot race them to another status.
+    closed_by_us = payment.payment_url is None
+    if order.status == UNPAID and payment.session_id == session.get("id") and not closed_by_us:
         _move(ctx, order, EXPIRED, "checkout session expired", EXPIRED)
         release_stock(order, "expired")
 

@@ -170,6 +170,10 @@ def close_session(settings: Settings, session_id: str, actor: str) -> bool:
     """
     import stripe
 
+    with write_transaction():  # the session's dead link; tells its expiry webhook "ours"
+        Payment.update(payment_url=None, updated_at=utcnow()).where(
+            Payment.session_id == session_id
+        ).execute()
     try:
         gateway.expire_session(settings, session_id)
         return True
