@@ -185,22 +185,21 @@ def _expire_locked(locked: list[tuple[str, bool]]) -> int:
         _in("id", ids)
     ).execute()
     Payment.update(status=EXPIRED, updated_at=stamp).where(_in("order_id", ids)).execute()
-    history = Order.select(
-        Order.id, Value(UNPAID), Value(EXPIRED), Value(EXPIRY_REASON), Value("cron"), Value(stamp)
-    ).where(_in("id", ids))
-    OrderHistory.insert_from(
-        history,
-        [
-            OrderHistory.order,
-            OrderHistory.from_status,
-            OrderHistory.to_status,
-            OrderHistory.reason,
-            OrderHistory.actor,
-            OrderHistory.created_at,
-        ],
-    ).execute()
+    _record_history(ids, stamp)
     holding = [order_id for order_id, released in locked if not released]
     return _restore_stock(holding, stamp) if holding else 0
+
+
+def _record_history(ids: list[str], stamp: datetime) -> None:
+    """One history row per order, straight from the id list (no second look at the orders)."""
+    p = database.param
+    rows = ", ".join([f"({p})"] * len(ids))
+    database.execute_sql(
+        'INSERT INTO "order_history" ("order_id", "from_status", "to_status", "reason", '
+        f'"actor", "created_at") SELECT "column1", {p}, {p}, {p}, {p}, {p} '
+        f'FROM (VALUES {rows}) AS "v"',
+        [UNPAID, EXPIRED, EXPIRY_REASON, "cron", OrderHistory.created_at.db_value(stamp), *ids],
+    )
 
 
 def _restore_stock(order_ids: list[str], stamp: datetime) -> int:
