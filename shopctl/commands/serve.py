@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import atexit
 import os
 import subprocess
@@ -41,6 +40,23 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
+def _stop_waiting_for_acks_on_shutdown() -> None:
+    """Sanic 25.12's manager spins forever on a SIGTERM that arrives before every worker
+    acknowledged its start: `wait_for_ack` re-queues the shutdown message to itself and
+    the dead workers never ack. Count "shutting down" as acknowledged so it moves on."""
+    from sanic.worker.manager import WorkerManager
+
+    all_acked = WorkerManager._all_workers_ack
+    if getattr(all_acked, "shopctl_patched", False):
+        return
+
+    def acked_or_shutting_down(manager) -> bool:
+        return manager._shutting_down or all_acked(manager)
+
+    acked_or_shutting_down.shopctl_patched = True
+    WorkerManager._all_workers_ack = acked_or_shutting_down
+
+
 def _run(host: str, port: int, workers: int) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
@@ -54,6 +70,7 @@ def _run(host: str, port: int, workers: int) -> None:
     if single:
         Sanic.serve_single(primary=app)
     else:
+        _stop_waiting_for_acks_on_shutdown()
         Sanic.serve(primary=app, app_loader=loader)
 
 
