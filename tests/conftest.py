@@ -36,6 +36,8 @@ TEST_ENV = {
     "STRIPE_SECRET_KEY": "sk_test_shopctl",
     "STRIPE_WEBHOOK_SECRET": "whsec_test_shopctl",
     "FRONTEND_URL": "http://localhost:3000",
+    # Nothing in the suite may reach the real Stripe: tests that pay use the sandbox.
+    "STRIPE_API_BASE": "http://127.0.0.1:9",
 }
 os.environ.update(TEST_ENV)
 

@@ -20,7 +20,8 @@ from shopctl.db import init_database
 from shopctl.errors import ConfigError
 
 MAX_BODY_BYTES = 1024 * 1024
-EXECUTOR_THREADS = 16
+# Database calls per worker at once; PostgreSQL connections per worker stay near this.
+EXECUTOR_THREADS = 8
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -33,7 +34,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
     async def open_resources(app: Sanic):
         app.ctx.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="shopctl-db")
         app.ctx.database = init_database(
-            settings.database_url, max_connections=EXECUTOR_THREADS + 4
+            settings.database_url, max_connections=EXECUTOR_THREADS + 2
         )
 
     @app.after_server_stop
