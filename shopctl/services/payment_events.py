@@ -103,6 +103,12 @@ def claim(ctx: Context, *, session_id=None, intent_id=None) -> tuple[Order, Paym
     return order, payment
 
 
+def claim_session(ctx: Context) -> tuple[Order, Payment] | None:
+    """`claim` for a Checkout Session event: by metadata, session id, then its intent."""
+    session = ctx.obj
+    return claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
+
+
 def _link(payment: Payment, session_id: str | None, intent_id: str | None) -> None:
     """Remember Stripe's ids the first time an event tells us them."""
     fields = {}
@@ -189,12 +195,11 @@ def _refund_late(payment_id: str, actor: str, settings: Settings) -> None:
 
 @handles("checkout.session.completed")
 def session_completed(ctx: Context) -> None:
-    session = ctx.obj
-    found = claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
+    found = claim_session(ctx)
     if found is None:
         return
     order, payment = found
-    if session.get("payment_status") in ("paid", "no_payment_required"):
+    if ctx.obj.get("payment_status") in ("paid", "no_payment_required"):
         apply_paid(ctx, order, payment, "checkout completed")
     elif order.status == UNPAID:
         _move(ctx, order, PROCESSING, "checkout completed, delayed payment pending", PROCESSING)
@@ -202,16 +207,14 @@ def session_completed(ctx: Context) -> None:
 
 @handles("checkout.session.async_payment_succeeded")
 def async_payment_succeeded(ctx: Context) -> None:
-    session = ctx.obj
-    found = claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
+    found = claim_session(ctx)
     if found is not None:
         apply_paid(ctx, *found, "delayed payment succeeded")
 
 
 @handles("checkout.session.async_payment_failed")
 def async_payment_failed(ctx: Context) -> None:
-    session = ctx.obj
-    found = claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
+    found = claim_session(ctx)
     if found is None:
         return
     order, _ = found
@@ -222,8 +225,7 @@ def async_payment_failed(ctx: Context) -> None:
 
 @handles("checkout.session.expired")
 def session_expired(ctx: Context) -> None:
-    session = ctx.obj
-    found = claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
+    found = claim_session(ctx)
     if found is None:
         return
     order, payment = found
@@ -231,7 +233,8 @@ def session_expired(ctx: Context) -> None:
     # A session we closed ourselves (link cleared first) is settled by the cancel or the
     # expiry job that closed it, so this webhook cannot race them to another status.
     closed_by_us = payment.payment_url is None
-    if order.status == UNPAID and payment.session_id == session.get("id") and not closed_by_us:
+    current = payment.session_id == ctx.obj.get("id")
+    if order.status == UNPAID and current and not closed_by_us:
         _move(ctx, order, EXPIRED, "checkout session expired", EXPIRED)
         release_stock(order, "expired")
 
