@@ -8,7 +8,7 @@ thread, so each executor thread of the API has its own.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -147,10 +147,8 @@ def discard_connection() -> None:
     db = database.obj
     if db is None or db.is_closed():
         return
-    try:
+    with suppress(DatabaseError):  # already broken: nothing left to close
         db.manual_close() if is_postgres() else db.close()
-    except DatabaseError:
-        pass  # already broken: nothing left to close
 
 
 def ping() -> None:
