@@ -164,7 +164,8 @@ def test_kill_9_under_load_loses_nothing_and_redelivery_completes(
         for thread in threads:
             thread.join(30)
 
-    assert len(set(load.keys) - load.answered) >= BUYERS  # every buyer was cut off
+    # Requests really were cut off (a buyer between two requests at the kill is not).
+    assert set(load.keys) - load.answered
     # Straight after the crash: nothing half-written, the stock and its ledger agree.
     doctor = _doctor(backend_url, tmp_path)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

@@ -160,6 +160,7 @@ def sandbox(sandbox_proc: Sandbox, listener: Listener) -> Sandbox:
     sandbox_proc.control("config", {
         "webhook_urls": [f"{listener.url}/hook"], "webhook_secret": SECRET,
         "webhooks_enabled": True, "latency_ms": 0, "fail_rate": 0.0, "fail_next": 0})
+    listener.clear()  # a retry of the previous test may have landed before the reset
     return sandbox_proc
 
 
