@@ -1,0 +1,67 @@
+"""The PostgreSQL pool trusts a connection it just had back, and still never serves a
+dead one twice: connections cut by the server are found by a ping after an idle second,
+or all dropped at once by the first request that trips over one."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shopctl.db import PING_AFTER_IDLE_SECONDS, database, is_postgres
+from shopctl.models import Product
+
+APP_NAME = "shopctl-pool-test"
+
+
+@pytest.fixture
+def pooled_server(db, start_server):
+    if not is_postgres():
+        pytest.skip("the connection pool is PostgreSQL's")
+    product = Product.create(name="Mug", price_cents=900, quantity=5)
+    with start_server(env={"PGAPPNAME": APP_NAME}) as live:
+        yield live, product.id
+
+
+def _warm_up(live, product_id: str) -> None:
+    """Busy enough that several pooled connections sit idle afterwards."""
+    with ThreadPoolExecutor(16) as pool:
+        statuses = set(pool.map(lambda _: _get(live, product_id), range(200)))
+    assert statuses == {200}
+    assert _server_connections() > 1
+
+
+def _get(live, product_id: str) -> int:
+    return live.request("GET", f"/product/{product_id}").status_code
+
+
+def _server_connections() -> int:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+    return database.execute_sql(query, (APP_NAME,)).fetchone()[0]
+
+
+def _cut_server_connections() -> None:
+    query = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
+    database.execute_sql(query, (APP_NAME,)).fetchall()
+    while _server_connections():
+        time.sleep(0.01)
+
+
+def test_connections_cut_during_a_quiet_spell_are_found_before_use(pooled_server):
+    live, product_id = pooled_server
+    _warm_up(live, product_id)
+    _cut_server_connections()
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.2)
+    assert [_get(live, product_id) for _ in range(20)] == [200] * 20
+
+
+def test_the_first_request_on_a_cut_connection_clears_the_pool(pooled_server):
+    live, product_id = pooled_server
+    _warm_up(live, product_id)
+    _cut_server_connections()
+    statuses = [_get(live, product_id) for _ in range(20)]
+    # The request that found its connection cut is a 503; the pool's other idle
+    # connections are gone with it, so no later request finds another.
+    assert statuses[1:] == [200] * 19, statuses
+    assert statuses[0] in (200, 503)
