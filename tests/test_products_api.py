@@ -366,13 +366,15 @@ def test_search_is_case_insensitive_over_name_and_description_and_literal(server
     create(server, admin, name="100% Cotton Towel")
     create(server, admin, name="Snake_case Mug")
     create(server, admin, name="Plain Mug")
+    create(server, admin, name="Back\\slash Mug")
     assert {p["name"] for p in listing(server, search="linen")["data"]} == {
         "Linen Apron",
         "Oak Board",
     }
     assert [p["name"] for p in listing(server, search="%")["data"]] == ["100% Cotton Towel"]
     assert [p["name"] for p in listing(server, search="_")["data"]] == ["Snake_case Mug"]
-    assert listing(server, search="  ")["meta"]["total"] == 5
+    assert [p["name"] for p in listing(server, search="\\")["data"]] == ["Back\\slash Mug"]
+    assert listing(server, search="  ")["meta"]["total"] == 6
 
 
 def test_sorting(server, admin):

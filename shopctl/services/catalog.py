@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
-from peewee import IntegrityError
+from peewee import OP, SQL, Expression, IntegrityError, NodeList, Value, fn
 
 # peewee turns driver errors into its own classes only inside execute_sql; the bulk
 # path below talks to the driver's cursor directly, so it borrows the same translator.
@@ -22,6 +23,7 @@ from shopctl.db import database, is_postgres, write_transaction
 from shopctl.errors import Conflict, InvalidInput, NotFound
 from shopctl.models import OrderItem, Product, StockMovement, utcnow
 from shopctl.money import to_minor_units
+from shopctl.prepared import Params, PreparedSelect
 from shopctl.schemas import (
     ProductCreate,
     ProductListQuery,
@@ -101,9 +103,19 @@ def _record_movement(product: Product, delta: int, reason: str) -> None:
         StockMovement.create(product=product.id, delta=delta, reason=reason)
 
 
+_LIVE_PRODUCT = PreparedSelect(
+    lambda params: Product.select().where(
+        (Product.id == params.id) & (Product.is_archived == False)  # noqa: E712
+    )
+)
+
+
 def get_product(value: str) -> dict:
     """A product for the public; archived ones are gone (404), as if deleted."""
-    return product_dict(_live_product(value))
+    product = _LIVE_PRODUCT.first(id=product_id(value))
+    if product is None:
+        raise NotFound("Product not found")
+    return product_dict(product)
 
 
 def create_product(payload: ProductCreate, currency: str) -> dict:
@@ -179,32 +191,66 @@ def set_stock(value: str, quantity: int, reason: str = "set-stock") -> tuple[dic
     return product_dict(product), delta
 
 
-def _listing(search: str | None, low_stock: int | None, include_archived: bool):
-    query = Product.select()
+def _matching(query, params: Params, search: bool, low_stock: bool, include_archived: bool):
+    conditions = []
     if not include_archived:
-        query = query.where(Product.is_archived == False)  # noqa: E712
+        conditions.append(Product.is_archived == False)  # noqa: E712
     if search:
-        # contains() escapes % and _; it is ILIKE on PostgreSQL and LIKE on SQLite, whose
-        # case folding covers ASCII letters only.
-        query = query.where(Product.name.contains(search) | Product.description.contains(search))
-    if low_stock is not None:
-        query = query.where(Product.quantity <= low_stock)
-    return query
+        # ILIKE on PostgreSQL, LIKE on SQLite (whose case folding covers ASCII only);
+        # the pattern comes from `_like_pattern`, so % and _ in a search are literal.
+        pattern = NodeList((params.pattern, SQL("ESCAPE"), Value("\\", converter=False)))
+        conditions.append(
+            Expression(Product.name, OP.ILIKE, pattern)
+            | Expression(Product.description, OP.ILIKE, pattern)
+        )
+    if low_stock:
+        conditions.append(Product.quantity <= params.low_stock)
+    return query.where(*conditions) if conditions else query
+
+
+def _like_pattern(search: str) -> str:
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@cache
+def _listing(search: bool, low_stock: bool, include_archived: bool, sort_by: str, asc: bool):
+    """The page and count queries for one shape of listing, compiled once."""
+    column = _SORT_COLUMNS[sort_by]
+    # The id breaks ties so that pages never overlap or skip rows.
+    order = (column.asc(), Product.id.asc()) if asc else (column.desc(), Product.id.desc())
+    shape = (search, low_stock, include_archived)
+    page = PreparedSelect(
+        lambda params: (
+            _matching(Product.select(), params, *shape)
+            .order_by(*order)
+            .limit(params.limit)
+            .offset(params.offset)
+        )
+    )
+    count = PreparedSelect(
+        lambda params: _matching(Product.select(fn.COUNT(SQL("*"))), params, *shape)
+    )
+    return page, count
 
 
 def list_products(
     params: ProductListQuery, *, low_stock: int | None = None, include_archived: bool = False
 ) -> tuple[list[dict], dict]:
     """One page of products and its meta; two queries: the page and the count."""
-    query = _listing(params.search, low_stock, include_archived)
-    column = _SORT_COLUMNS[params.sortBy]
-    ascending = params.sortOrder == "asc"
-    # The id breaks ties so that pages never overlap or skip rows.
-    order = (column.asc(), Product.id.asc()) if ascending else (column.desc(), Product.id.desc())
+    page_query, count_query = _listing(
+        bool(params.search),
+        low_stock is not None,
+        include_archived,
+        params.sortBy,
+        params.sortOrder == "asc",
+    )
+    filters = {"low_stock": low_stock}
+    if params.search:
+        filters["pattern"] = _like_pattern(params.search)
     page = Page(params.page, params.limit)
-    rows = query.order_by(*order).limit(page.limit).offset(page.offset)
-    products = [product_dict(product) for product in rows]
-    return products, page.meta(query.count())
+    rows = page_query.models(**filters, limit=page.limit, offset=page.offset)
+    return [product_dict(product) for product in rows], page.meta(count_query.scalar(**filters))
 
 
 def existing_names() -> set[str]:

@@ -26,6 +26,7 @@ from shopctl.config import Settings
 from shopctl.db import write_transaction
 from shopctl.errors import Unauthorized
 from shopctl.models import RefreshSession, User, new_id, utcnow
+from shopctl.prepared import Params, PreparedSelect
 
 ALGORITHM = "HS256"
 INVALID_REFRESH = "Invalid or expired refresh token"
@@ -65,23 +66,33 @@ def access_claims(settings: Settings, token: str) -> dict:
     return claims
 
 
-def _live_session(family_id: str):
-    return RefreshSession.select(RefreshSession.id).where(
-        RefreshSession.family_id == family_id,
+def _live_user(params: Params, with_session: bool):
+    query = User.select().where((User.id == params.user_id) & ~User.is_deleted)
+    if not with_session:
+        return query
+    live_session = RefreshSession.select(RefreshSession.id).where(
+        RefreshSession.family_id == params.session_id,
         RefreshSession.user == User.id,
         ~RefreshSession.revoked,
-        RefreshSession.expires_at > utcnow(),
+        RefreshSession.expires_at > params.now,
     )
+    return query.where(fn.EXISTS(live_session))
+
+
+_USER = PreparedSelect(lambda params: _live_user(params, with_session=False))
+_USER_IN_SESSION = PreparedSelect(lambda params: _live_user(params, with_session=True))
 
 
 def authenticate(settings: Settings, token: str) -> tuple[User, str | None]:
     """The live user an access token speaks for, and its session family (one query)."""
     claims = access_claims(settings, token)
+    user_id = str(claims["sub"])
     session_id = claims.get("sid")
-    query = User.select().where(User.id == str(claims["sub"]), ~User.is_deleted)
     if session_id:
-        query = query.where(fn.EXISTS(_live_session(str(session_id))))
-    user = query.first()
+        session_id = str(session_id)
+        user = _USER_IN_SESSION.first(user_id=user_id, session_id=session_id, now=utcnow())
+    else:
+        user = _USER.first(user_id=user_id)
     if user is None:
         raise Unauthorized("User no longer exists or session has ended")
     return user, session_id
