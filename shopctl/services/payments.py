@@ -63,17 +63,23 @@ def _session_expiry(order: Order, payment: Payment, now: datetime) -> datetime:
     return target.replace(microsecond=0)
 
 
-def _session_params(settings: Settings, order: Order, payment: Payment, email: str,
-                    expires: datetime) -> dict:
+def _session_params(
+    settings: Settings, order: Order, payment: Payment, email: str, expires: datetime
+) -> dict:
     items = OrderItem.select().where(OrderItem.order == order.id).order_by(OrderItem.product_name)
     metadata = {"orderId": order.id, "paymentId": payment.id}
     frontend = settings.frontend_url.rstrip("/")
     return {
         "mode": "payment",
         "line_items": [
-            {"quantity": item.quantity,
-             "price_data": {"currency": order.currency, "unit_amount": item.price_cents,
-                            "product_data": {"name": item.product_name}}}
+            {
+                "quantity": item.quantity,
+                "price_data": {
+                    "currency": order.currency,
+                    "unit_amount": item.price_cents,
+                    "product_data": {"name": item.product_name},
+                },
+            }
             for item in items
         ],
         "metadata": metadata,
@@ -81,7 +87,7 @@ def _session_params(settings: Settings, order: Order, payment: Payment, email: s
         "client_reference_id": order.id,
         "customer_email": email,
         "success_url": f"{frontend}/payment/success?session_id={{CHECKOUT_SESSION_ID}}"
-                       f"&orderId={order.id}",
+        f"&orderId={order.id}",
         "cancel_url": f"{frontend}/payment/cancel?orderId={order.id}",
         "expires_at": _epoch(expires),
     }
@@ -93,8 +99,13 @@ def plan_checkout(settings: Settings, user: User, order_id: str) -> CheckoutPlan
     with write_transaction():
         order = orders.order_to_pay(user, order_id)
         payment = order.payment
-        if payment.session_id and payment.payment_url and (
-            payment.session_expires_at and payment.session_expires_at > now + timedelta(minutes=1)
+        if (
+            payment.session_id
+            and payment.payment_url
+            and (
+                payment.session_expires_at
+                and payment.session_expires_at > now + timedelta(minutes=1)
+            )
         ):
             return CheckoutPlan(order.id, payment.id, existing=checkout_json(payment))
         expires = _session_expiry(order, payment, now)
@@ -106,8 +117,12 @@ def plan_checkout(settings: Settings, user: User, order_id: str) -> CheckoutPlan
 
 
 def record_session(payment_id: str, session: dict) -> dict:
-    fields = {"session_id": session["id"], "payment_url": session.get("url"),
-              "last_error": None, "updated_at": utcnow()}
+    fields = {
+        "session_id": session["id"],
+        "payment_url": session.get("url"),
+        "last_error": None,
+        "updated_at": utcnow(),
+    }
     if isinstance(session.get("payment_intent"), str):
         fields["payment_intent_id"] = session["payment_intent"]
     if isinstance(session.get("expires_at"), int):
@@ -142,8 +157,12 @@ async def start_checkout(settings: Settings, user: User, order_id: str, run_db: 
         session = await gateway.create_session_async(settings, plan.params, plan.key)
     except stripe.StripeError as exc:
         await run_db(record_checkout_failure, plan.payment_id, gateway.describe(exc))
-        return {"paymentId": plan.payment_id, "paymentUrl": None, "sessionId": None,
-                "message": NOT_STARTED.format(order_id=plan.order_id)}
+        return {
+            "paymentId": plan.payment_id,
+            "paymentUrl": None,
+            "sessionId": None,
+            "message": NOT_STARTED.format(order_id=plan.order_id),
+        }
     return await run_db(record_session, plan.payment_id, session.to_dict())
 
 
@@ -204,8 +223,14 @@ def _refundable(order_id: str) -> tuple[Order, Payment]:
     return order, payment
 
 
-def refund_order(settings: Settings, order_id: str, *, amount: int | None = None,
-                 reason: str | None = None, actor: str = "cli") -> dict:
+def refund_order(
+    settings: Settings,
+    order_id: str,
+    *,
+    amount: int | None = None,
+    reason: str | None = None,
+    actor: str = "cli",
+) -> dict:
     """Refund a paid order at Stripe, fully or partly; a retry never refunds twice."""
     import stripe
 
@@ -214,18 +239,29 @@ def refund_order(settings: Settings, order_id: str, *, amount: int | None = None
     amount = remaining if amount is None else amount
     if not 0 < amount <= remaining:
         raise Conflict(f"Refund amount must be between 1 and {remaining} (cents not yet refunded)")
-    params = {"payment_intent": payment.payment_intent_id, "amount": amount,
-              "reason": "requested_by_customer",
-              "metadata": {"orderId": order.id, "paymentId": payment.id,
-                           "note": (reason or "operator refund")[:200]}}
+    params = {
+        "payment_intent": payment.payment_intent_id,
+        "amount": amount,
+        "reason": "requested_by_customer",
+        "metadata": {
+            "orderId": order.id,
+            "paymentId": payment.id,
+            "note": (reason or "operator refund")[:200],
+        },
+    }
     key = f"refund:{payment.id}:{payment.refunded_cents}:{amount}"
     try:
         refund = gateway.create_refund(settings, params, key)
     except stripe.StripeError as exc:
         raise gateway.provider_error(exc) from None
     _record_refund(settings, order.id, payment.refunded_cents + amount, actor)
-    return {"orderId": order.id, "paymentId": payment.id, "refundId": refund.id,
-            "amountCents": amount, "refundedCents": payment.refunded_cents + amount}
+    return {
+        "orderId": order.id,
+        "paymentId": payment.id,
+        "refundId": refund.id,
+        "amountCents": amount,
+        "refundedCents": payment.refunded_cents + amount,
+    }
 
 
 def _record_refund(settings: Settings, order_id: str, refunded_total: int, actor: str) -> None:
@@ -244,9 +280,15 @@ def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> N
         return
     if not payment.payment_intent_id:
         raise ShopError(f"Cannot refund late payment {payment_id}: no PaymentIntent known")
-    params = {"payment_intent": payment.payment_intent_id, "reason": "requested_by_customer",
-              "metadata": {"orderId": payment.order_id, "paymentId": payment.id,
-                           "reason": "stock_unavailable"}}
+    params = {
+        "payment_intent": payment.payment_intent_id,
+        "reason": "requested_by_customer",
+        "metadata": {
+            "orderId": payment.order_id,
+            "paymentId": payment.id,
+            "reason": "stock_unavailable",
+        },
+    }
     try:
         gateway.create_refund(settings, params, f"late-refund:{payment.id}")
     except stripe.StripeError as exc:
@@ -256,10 +298,16 @@ def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> N
         payment = Payment.get_by_id(payment_id)
         if payment.late_outcome != "refund_pending":
             return
-        transition(order, REFUNDED, reason="late payment refunded: stock_unavailable",
-                   actor=actor, payment_status=REFUNDED)
-        Payment.update(late_outcome="refunded", refunded_cents=payment.amount_cents,
-                       updated_at=utcnow()).where(Payment.id == payment_id).execute()
+        transition(
+            order,
+            REFUNDED,
+            reason="late payment refunded: stock_unavailable",
+            actor=actor,
+            payment_status=REFUNDED,
+        )
+        Payment.update(
+            late_outcome="refunded", refunded_cents=payment.amount_cents, updated_at=utcnow()
+        ).where(Payment.id == payment_id).execute()
 
 
 def payment_status(user: User, payment_id: str) -> dict:
