@@ -18,6 +18,7 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    SmallIntegerField,
     TextField,
 )
 
@@ -77,8 +78,16 @@ class Product(BaseModel):
     currency = CharField(3, default="usd")
     quantity = IntegerField(default=0)
     is_archived = BooleanField(default=False, index=True)
-    created_at = DateTimeField(default=utcnow, index=True)
+    created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+
+
+class ProductCount(BaseModel):
+    """How many products are for sale (not archived): one row, kept by database triggers
+    (migration 0003) so that a listing's total is a read of one row, not a count."""
+
+    id = SmallIntegerField(primary_key=True)
+    live = BigIntegerField()
 
 
 class Order(BaseModel):
@@ -170,6 +179,7 @@ class SyncCursor(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+# The tables that hold data (ProductCount is derived from product by its triggers).
 ALL_MODELS = [
     User,
     RefreshSession,

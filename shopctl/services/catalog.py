@@ -21,7 +21,7 @@ from peewee import __exception_wrapper__ as translate_driver_errors
 
 from shopctl.db import database, is_postgres, write_transaction
 from shopctl.errors import Conflict, InvalidInput, NotFound
-from shopctl.models import OrderItem, Product, StockMovement, utcnow
+from shopctl.models import OrderItem, Product, ProductCount, StockMovement, utcnow
 from shopctl.money import to_minor_units
 from shopctl.prepared import Params, PreparedSelect
 from shopctl.schemas import (
@@ -213,6 +213,9 @@ def _like_pattern(search: str) -> str:
     return f"%{escaped}%"
 
 
+_PRODUCTS_FOR_SALE = PreparedSelect(lambda params: ProductCount.select(ProductCount.live))
+
+
 @cache
 def _listing(search: bool, low_stock: bool, include_archived: bool, sort_by: str, asc: bool):
     """The page and count queries for one shape of listing, compiled once."""
@@ -228,6 +231,8 @@ def _listing(search: bool, low_stock: bool, include_archived: bool, sort_by: str
             .offset(params.offset)
         )
     )
+    if not any(shape):
+        return page, _PRODUCTS_FOR_SALE
     count = PreparedSelect(
         lambda params: _matching(Product.select(fn.COUNT(SQL("*"))), params, *shape)
     )
@@ -237,7 +242,8 @@ def _listing(search: bool, low_stock: bool, include_archived: bool, sort_by: str
 def list_products(
     params: ProductListQuery, *, low_stock: int | None = None, include_archived: bool = False
 ) -> tuple[list[dict], dict]:
-    """One page of products and its meta; two queries: the page and the count."""
+    """One page of products and its meta; two queries: the page and the count (of the
+    products for sale, a single row that triggers keep current)."""
     page_query, count_query = _listing(
         bool(params.search),
         low_stock is not None,

@@ -6,7 +6,9 @@
   and the flag matches the status: UNPAID/PROCESSING/PAID hold stock,
   EXPIRED/CANCELED/FAILED gave it back, REFUNDED may be either (a late payment
   refunded because the stock was gone never held it again);
-* stuck orders: UNPAID more than an hour past its reservation (is the cron job running?).
+* stuck orders: UNPAID more than an hour past its reservation (is the cron job running?);
+* product count: the count of products for sale that the listing reads (kept by triggers)
+  equals the products not archived.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import timedelta
 
 from peewee import JOIN, Case, fn
 
-from shopctl.models import Order, OrderItem, Product, StockMovement, utcnow
+from shopctl.models import Order, OrderItem, Product, ProductCount, StockMovement, utcnow
 from shopctl.services.system import Report
 
 HOLDING = ("UNPAID", "PROCESSING", "PAID")
@@ -28,6 +30,7 @@ def check_ledger(report: Report) -> None:
     check_stock_ledger(report)
     check_order_stock(report)
     check_stuck_orders(report)
+    check_product_count(report)
 
 
 def _listing(names: list[str]) -> str:
@@ -128,3 +131,20 @@ def check_stuck_orders(report: Report) -> None:
         )
         return
     report.add("stuck orders", True, "no unpaid order is overdue by more than an hour")
+
+
+RECOUNT = "UPDATE product_count SET live = (SELECT COUNT(*) FROM product WHERE NOT is_archived)"
+
+
+def check_product_count(report: Report) -> None:
+    kept = ProductCount.select(ProductCount.live).scalar()
+    actual = Product.select().where(Product.is_archived == False).count()  # noqa: E712
+    if kept != actual:
+        report.add(
+            "product count",
+            False,
+            f"listings say {kept} products are for sale, there are {actual}",
+            f"its triggers were bypassed; run: {RECOUNT}",
+        )
+        return
+    report.add("product count", True, f"{actual} products for sale, as listings say")
