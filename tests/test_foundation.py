@@ -132,6 +132,8 @@ def test_unknown_route_gets_the_seed_404_envelope(server):
 def test_every_response_carries_a_request_id(server):
     fresh = server.request("GET", "/health")
     assert len(fresh.headers["X-Request-ID"]) >= 16
+    ids = {server.request("GET", "/health").headers["X-Request-ID"] for _ in range(20)}
+    assert len(ids) == 20 and fresh.headers["X-Request-ID"] not in ids
     echoed = server.request("GET", "/nope", headers={"X-Request-ID": "abc-123"})
     assert echoed.headers["X-Request-ID"] == "abc-123"
     hostile = server.request("GET", "/health", headers={"X-Request-ID": "<script>"})
