@@ -16,7 +16,8 @@ api = Blueprint("payments", url_prefix="/payment")
 
 
 async def stripe_webhook(request: Request):
-    """Verified on the raw bytes, stored, then processed; 400 bad signature, 5xx failure."""
+    """Verified on the raw bytes, then stored and processed in one transaction; 400 bad
+    signature, 5xx failure (stored as FAILED, so Stripe retries)."""
     signature = request.headers.get("stripe-signature")
     outcome = await call(request, receive, request.app.ctx.settings, request.body, signature)
     return ok({"received": True, "eventId": outcome.event_id, "result": outcome.result},
