@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shopctl.models import StripeEvent
+from shopctl.models import Order, Payment, StockMovement, StripeEvent
+from shopctl.sandbox.shapes import new_id
 from tests.conftest import WEBHOOK_SECRET
-from tests.orders_support import assert_ledger_consistent
+from tests.orders_support import assert_ledger_consistent, make_product, make_user, place
 from tests.payments_support import buyer, history, product, status_of, stock, wait_status
+from tests.resilience_support import Checkout, intent_object, session_object, stripe_event
 
 
 def sign(body: str, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:
@@ -209,4 +214,100 @@ def test_late_payment_without_stock_is_refunded_once(stripe_stack, settings):
         intent_id, {"expand": ["latest_charge"]}).latest_charge
     assert refunds.amount_refunded == 1250
     assert stock(mug) == 0
+    assert_ledger_consistent()
+
+
+# --- one transaction: store, apply, mark -------------------------------------------------
+
+
+def _checkout(order: Order) -> Checkout:
+    return Checkout(order.id, order.payment.id, order.amount_cents,
+                    session_id=new_id("cs_test_"), intent_id=new_id("pi_"))
+
+
+def _completed(checkout: Checkout) -> dict:
+    return stripe_event("checkout.session.completed",
+                        session_object(checkout, "complete", "paid"))
+
+
+def _state(order: Order, mug) -> tuple:
+    """Everything a paid webhook could change for `order`."""
+    row = Order.get_by_id(order.id)
+    payment = Payment.get(Payment.order == order.id)
+    return (row.status, row.stock_released, history(order.id), payment.status,
+            payment.session_id, payment.payment_intent_id, payment.paid_at,
+            payment.late_outcome, stock(mug), StockMovement.select().count())
+
+
+def test_a_handler_failure_undoes_everything_and_leaves_the_event_failed(server, settings, cli):
+    """Storing and applying share one transaction. A failure half-way through (here the
+    PaymentIntent id already belongs to another payment: a unique violation when the
+    payment row is written, after the late payment re-reserved stock and moved the order)
+    must undo all of it and still leave the event stored as FAILED with its error, so
+    Stripe's retry or `events replay` can finish it."""
+    shopper, mug = make_user(), make_product("Mug", quantity=3)
+    late, other = place(settings, shopper, (mug, 2)), place(settings, shopper, (mug, 1))
+    _expire_in_db(late.id)
+    checkout = _checkout(late)
+    taken = Payment.update(payment_intent_id=checkout.intent_id).where(
+        Payment.id == other.payment.id)
+    taken.execute()
+    event = _completed(checkout)
+    before = _state(late, mug)
+    assert before[:2] == ("EXPIRED", True) and stock(mug) == 2
+
+    for attempt in (1, 2):  # Stripe retries the 5xx; it fails the same way, nothing half-done
+        response = deliver(server, event)
+        assert response.status_code == 500
+        assert "IntegrityError" not in response.text
+        row = StripeEvent.get_by_id(event["id"])
+        assert (row.status, row.attempts, row.type) == ("FAILED", attempt, event["type"])
+        assert row.last_error.startswith("IntegrityError") and row.processed_at is None
+        assert json.loads(row.payload) == event
+        assert _state(late, mug) == before
+        assert status_of(other.id) == "UNPAID"
+    assert_ledger_consistent()
+
+    Payment.update(payment_intent_id=None).where(Payment.id == other.payment.id).execute()
+    result = cli("events", "replay", "--failed", "--json")
+    assert json.loads(result.output)[0]["result"] == "processed"
+    assert history(late.id)[-1] == ("EXPIRED", "PAID")
+    assert stock(mug) == 0
+    assert Payment.get(Payment.order == late.id).payment_intent_id == checkout.intent_id
+    assert_ledger_consistent()
+
+
+def test_duplicates_racing_the_first_delivery_on_two_workers_apply_once(start_server, settings):
+    """Each event sent four times at once, with its payment's other "paid" event, across two
+    workers: a twin's insert waits for the first transaction and finds the event, so each
+    event is applied by exactly one request and each payment moves once."""
+    shopper, mug = make_user(), make_product("Mug", quantity=20)
+    orders = [place(settings, shopper, (mug, 1)) for _ in range(6)]
+    events = []
+    for order in orders:
+        checkout = _checkout(order)
+        events += [_completed(checkout),
+                   stripe_event("payment_intent.succeeded", intent_object(checkout, "succeeded"))]
+    unhandled = stripe_event("payment_intent.created",
+                             intent_object(checkout, "requires_payment_method"))
+    bodies = [json.dumps(event) for event in [*events, unhandled] for _ in range(4)]
+    random.Random(9).shuffle(bodies)
+    with start_server(workers=2) as live, ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda body: deliver(live, body), bodies))
+
+    assert [response.status_code for response in responses] == [200] * len(bodies)
+    results = Counter((r.json()["data"]["eventId"], r.json()["data"]["result"]) for r in responses)
+    for event in events:
+        assert (results[event["id"], "processed"], results[event["id"], "duplicate"]) == (1, 3)
+    assert (results[unhandled["id"], "ignored"], results[unhandled["id"], "duplicate"]) == (1, 3)
+    stored = {row.id: row for row in StripeEvent.select()}
+    assert {(row.status, row.attempts) for row in stored.values()} == {
+        ("PROCESSED", 1), ("IGNORED", 1)}
+    assert stored[unhandled["id"]].last_error == "unhandled type payment_intent.created"
+    for order in orders:
+        assert history(order.id) == [(None, "UNPAID"), ("UNPAID", "PAID")]
+        payment = Payment.get(Payment.order == order.id)
+        assert payment.status == "PAID" and payment.paid_at is not None
+        assert payment.session_id and payment.payment_intent_id
+    assert stock(mug) == 14
     assert_ledger_consistent()
