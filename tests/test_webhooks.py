@@ -48,14 +48,22 @@ def paid_events(stack, settings, quantity: int = 1, stock_level: int = 5):
 
 
 def _event(event_id: str = "evt_test_unknown", event_type: str = "customer.created") -> dict:
-    return {"id": event_id, "object": "event", "type": event_type, "created": int(time.time()),
-            "api_version": "2026-10-28.endive", "livemode": False, "pending_webhooks": 1,
-            "request": {"id": None, "idempotency_key": None},
-            "data": {"object": {"id": "cus_1", "object": "customer", "metadata": {}}}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "api_version": "2026-10-28.endive",
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "data": {"object": {"id": "cus_1", "object": "customer", "metadata": {}}},
+    }
 
 
-@pytest.mark.parametrize("mutation", ["missing", "wrong-secret", "stale", "reserialised",
-                                      "garbage"])
+@pytest.mark.parametrize(
+    "mutation", ["missing", "wrong-secret", "stale", "reserialised", "garbage"]
+)
 def test_bad_signatures_are_refused_and_nothing_is_stored(server, mutation):
     body = json.dumps(_event(), indent=2)
     headers = {"Stripe-Signature": sign(body)}
@@ -133,8 +141,11 @@ def test_both_paid_events_in_either_order_make_one_transition(stripe_stack, sett
 def test_expired_after_completed_stays_paid(stripe_stack, settings):
     placed, mug, events = paid_events(stripe_stack, settings)
     deliver(stripe_stack.server, events["checkout.session.completed"])
-    expired = {**events["checkout.session.completed"], "id": "evt_expired_late",
-               "type": "checkout.session.expired"}
+    expired = {
+        **events["checkout.session.completed"],
+        "id": "evt_expired_late",
+        "type": "checkout.session.expired",
+    }
     expired["data"] = {"object": {**expired["data"]["object"], "status": "expired"}}
     assert deliver(stripe_stack.server, expired).status_code == 200
     assert status_of(placed["orderId"]) == "PAID"
@@ -144,15 +155,20 @@ def test_expired_after_completed_stays_paid(stripe_stack, settings):
 
 def test_an_event_for_an_unknown_payment_is_kept_and_flagged(server):
     event = _event("evt_orphan", "checkout.session.completed")
-    event["data"]["object"] = {"id": "cs_test_nobody", "object": "checkout.session",
-                               "payment_status": "paid", "metadata": {}}
+    event["data"]["object"] = {
+        "id": "cs_test_nobody",
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "metadata": {},
+    }
     assert deliver(server, event).status_code == 200
     row = StripeEvent.get_by_id("evt_orphan")
     assert row.status == "IGNORED" and row.last_error.startswith("unmatched")
 
 
-def test_processing_failure_answers_5xx_stores_failed_and_replay_fixes_it(stripe_stack,
-                                                                          settings, cli):
+def test_processing_failure_answers_5xx_stores_failed_and_replay_fixes_it(
+    stripe_stack, settings, cli
+):
     """A late payment whose refund cannot reach Stripe: FAILED, then `replay --failed`."""
     placed, mug, events = paid_events(stripe_stack, settings, stock_level=1)
     _expire_in_db(placed["orderId"])
@@ -169,7 +185,8 @@ def test_processing_failure_answers_5xx_stores_failed_and_replay_fixes_it(stripe
     assert json.loads(result.output)[0]["result"] == "processed"
     assert status_of(placed["orderId"]) == "REFUNDED"
     intent = stripe_stack.stripe().v1.payment_intents.retrieve(
-        events["payment_intent.succeeded"]["data"]["object"]["id"], {"expand": ["latest_charge"]})
+        events["payment_intent.succeeded"]["data"]["object"]["id"], {"expand": ["latest_charge"]}
+    )
     assert intent.latest_charge.amount_refunded == 1250
 
 
@@ -179,8 +196,13 @@ def _expire_in_db(order_id: str) -> None:
 
     with write_transaction():
         order = lock_order(order_id)
-        transition(order, "EXPIRED", reason="test: reservation ran out", actor="test",
-                   payment_status="EXPIRED")
+        transition(
+            order,
+            "EXPIRED",
+            reason="test: reservation ran out",
+            actor="test",
+            payment_status="EXPIRED",
+        )
         release_stock(order, "expired")
 
 
@@ -210,8 +232,11 @@ def test_late_payment_without_stock_is_refunded_once(stripe_stack, settings):
         assert deliver(stripe_stack.server, events[event_type]).status_code == 200
     wait_status(placed["orderId"], "REFUNDED")
     intent_id = events["payment_intent.succeeded"]["data"]["object"]["id"]
-    refunds = stripe_stack.stripe().v1.payment_intents.retrieve(
-        intent_id, {"expand": ["latest_charge"]}).latest_charge
+    refunds = (
+        stripe_stack.stripe()
+        .v1.payment_intents.retrieve(intent_id, {"expand": ["latest_charge"]})
+        .latest_charge
+    )
     assert refunds.amount_refunded == 1250
     assert stock(mug) == 0
     assert_ledger_consistent()
@@ -221,22 +246,35 @@ def test_late_payment_without_stock_is_refunded_once(stripe_stack, settings):
 
 
 def _checkout(order: Order) -> Checkout:
-    return Checkout(order.id, order.payment.id, order.amount_cents,
-                    session_id=new_id("cs_test_"), intent_id=new_id("pi_"))
+    return Checkout(
+        order.id,
+        order.payment.id,
+        order.amount_cents,
+        session_id=new_id("cs_test_"),
+        intent_id=new_id("pi_"),
+    )
 
 
 def _completed(checkout: Checkout) -> dict:
-    return stripe_event("checkout.session.completed",
-                        session_object(checkout, "complete", "paid"))
+    return stripe_event("checkout.session.completed", session_object(checkout, "complete", "paid"))
 
 
 def _state(order: Order, mug) -> tuple:
     """Everything a paid webhook could change for `order`."""
     row = Order.get_by_id(order.id)
     payment = Payment.get(Payment.order == order.id)
-    return (row.status, row.stock_released, history(order.id), payment.status,
-            payment.session_id, payment.payment_intent_id, payment.paid_at,
-            payment.late_outcome, stock(mug), StockMovement.select().count())
+    return (
+        row.status,
+        row.stock_released,
+        history(order.id),
+        payment.status,
+        payment.session_id,
+        payment.payment_intent_id,
+        payment.paid_at,
+        payment.late_outcome,
+        stock(mug),
+        StockMovement.select().count(),
+    )
 
 
 def test_a_handler_failure_undoes_everything_and_leaves_the_event_failed(server, settings, cli):
@@ -250,7 +288,8 @@ def test_a_handler_failure_undoes_everything_and_leaves_the_event_failed(server,
     _expire_in_db(late.id)
     checkout = _checkout(late)
     taken = Payment.update(payment_intent_id=checkout.intent_id).where(
-        Payment.id == other.payment.id)
+        Payment.id == other.payment.id
+    )
     taken.execute()
     event = _completed(checkout)
     before = _state(late, mug)
@@ -286,10 +325,13 @@ def test_duplicates_racing_the_first_delivery_on_two_workers_apply_once(start_se
     events = []
     for order in orders:
         checkout = _checkout(order)
-        events += [_completed(checkout),
-                   stripe_event("payment_intent.succeeded", intent_object(checkout, "succeeded"))]
-    unhandled = stripe_event("payment_intent.created",
-                             intent_object(checkout, "requires_payment_method"))
+        events += [
+            _completed(checkout),
+            stripe_event("payment_intent.succeeded", intent_object(checkout, "succeeded")),
+        ]
+    unhandled = stripe_event(
+        "payment_intent.created", intent_object(checkout, "requires_payment_method")
+    )
     bodies = [json.dumps(event) for event in [*events, unhandled] for _ in range(4)]
     random.Random(9).shuffle(bodies)
     with start_server(workers=2) as live, ThreadPoolExecutor(16) as pool:
@@ -302,7 +344,9 @@ def test_duplicates_racing_the_first_delivery_on_two_workers_apply_once(start_se
     assert (results[unhandled["id"], "ignored"], results[unhandled["id"], "duplicate"]) == (1, 3)
     stored = {row.id: row for row in StripeEvent.select()}
     assert {(row.status, row.attempts) for row in stored.values()} == {
-        ("PROCESSED", 1), ("IGNORED", 1)}
+        ("PROCESSED", 1),
+        ("IGNORED", 1),
+    }
     assert stored[unhandled["id"]].last_error == "unhandled type payment_intent.created"
     for order in orders:
         assert history(order.id) == [(None, "UNPAID"), ("UNPAID", "PAID")]

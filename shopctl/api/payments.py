@@ -20,8 +20,10 @@ async def stripe_webhook(request: Request):
     signature, 5xx failure (stored as FAILED, so Stripe retries)."""
     signature = request.headers.get("stripe-signature")
     outcome = await call(request, receive, request.app.ctx.settings, request.body, signature)
-    return ok({"received": True, "eventId": outcome.event_id, "result": outcome.result},
-              "Webhook processed")
+    return ok(
+        {"received": True, "eventId": outcome.event_id, "result": outcome.result},
+        "Webhook processed",
+    )
 
 
 api.add_route(stripe_webhook, "/webhook", methods=["POST"], name="webhook")

@@ -111,13 +111,17 @@ def _id(value) -> str | None:
 def _candidates(obj: dict, session_id: str | None, intent_id: str | None) -> list:
     """How an event may name our payment, (column, value) most trusted first."""
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    pairs = (("id", metadata.get("paymentId")), ("session_id", session_id),
-             ("payment_intent_id", intent_id))
+    pairs = (
+        ("id", metadata.get("paymentId")),
+        ("session_id", session_id),
+        ("payment_intent_id", intent_id),
+    )
     return [(column, value[:255]) for column, value in pairs if isinstance(value, str) and value]
 
 
-def lock_payment(obj: dict, *, session_id: str | None,
-                 intent_id: str | None) -> tuple[Order, Payment] | None:
+def lock_payment(
+    obj: dict, *, session_id: str | None, intent_id: str | None
+) -> tuple[Order, Payment] | None:
     """Ours by metadata.paymentId, then Checkout Session id, then PaymentIntent id: the
     order and its payment, read and row-locked in one statement.
 
@@ -143,8 +147,10 @@ def _claim_sql(postgres: bool, columns: tuple[str, ...]) -> str:
     """Built once per database and set of ids: peewee would take 0.3 ms of CPU each time."""
     p = "%s" if postgres else "?"
     matches = [f'"p"."{column}" = {p}' for column in columns]
-    sql = (f'SELECT {_selection(Order, "o")}, {_selection(Payment, "p")} FROM "order" AS "o" '
-           f'JOIN "payment" AS "p" ON "p"."order_id" = "o"."id" WHERE {" OR ".join(matches)}')
+    sql = (
+        f'SELECT {_selection(Order, "o")}, {_selection(Payment, "p")} FROM "order" AS "o" '
+        f'JOIN "payment" AS "p" ON "p"."order_id" = "o"."id" WHERE {" OR ".join(matches)}'
+    )
     if len(matches) > 1:  # two payments may match different ids: the most trusted wins
         ranks = " ".join(f"WHEN {match} THEN {rank}" for rank, match in enumerate(matches))
         sql += f" ORDER BY CASE {ranks} END"
@@ -201,15 +207,17 @@ def _adopt_early_refunds(ctx: Context, payment: Payment) -> None:
         charge = json.loads(payload)["data"]["object"]
         if charge.get("payment_intent") == payment.payment_intent_id:
             totals.append(charge.get("amount_refunded") or 0)
-            StripeEvent.update(status="PROCESSED", payment=payment.id, last_error=None,
-                               processed_at=utcnow()).where(StripeEvent.id == event_id).execute()
+            StripeEvent.update(
+                status="PROCESSED", payment=payment.id, last_error=None, processed_at=utcnow()
+            ).where(StripeEvent.id == event_id).execute()
     total = min(max(totals), payment.amount_cents)
     if total > payment.refunded_cents:
         ctx.stage(payment, refunded_cents=total)
 
 
-def _move(ctx: Context, order: Order, payment: Payment, to: str, reason: str,
-          payment_status: str) -> bool:
+def _move(
+    ctx: Context, order: Order, payment: Payment, to: str, reason: str, payment_status: str
+) -> bool:
     """`transition` the order; the payment's status is staged with the payment's other
     changes (one UPDATE) rather than written by `transition`."""
     moved = transition(order, to, reason=reason, actor=ctx.actor)
@@ -236,8 +244,9 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
             _move(ctx, order, payment, REFUNDED, "refunded at Stripe", REFUNDED)
         return
     if fully_refunded:  # a late payment already given back: no stock to take again
-        _move(ctx, order, payment, REFUNDED, f"late payment ({reason}) refunded at Stripe",
-              REFUNDED)
+        _move(
+            ctx, order, payment, REFUNDED, f"late payment ({reason}) refunded at Stripe", REFUNDED
+        )
         return
     if rereserve_stock(order):
         _move(ctx, order, payment, PAID, f"late payment ({reason}): stock re-reserved", PAID)
@@ -270,8 +279,14 @@ def session_completed(ctx: Context) -> None:
     if ctx.obj.get("payment_status") in ("paid", "no_payment_required"):
         apply_paid(ctx, order, payment, "checkout completed")
     elif order.status == UNPAID:
-        _move(ctx, order, payment, PROCESSING, "checkout completed, delayed payment pending",
-              PROCESSING)
+        _move(
+            ctx,
+            order,
+            payment,
+            PROCESSING,
+            "checkout completed, delayed payment pending",
+            PROCESSING,
+        )
 
 
 @handles("checkout.session.async_payment_succeeded")

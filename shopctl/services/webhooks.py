@@ -112,8 +112,15 @@ def receive(settings: Settings, payload: bytes, header: str | None) -> Outcome:
     return ingest(settings, event, text, source="webhook")
 
 
-def ingest(settings: Settings, event: dict, raw: str, *, source: str,
-           force: bool = False, dry_run: bool = False) -> Outcome:
+def ingest(
+    settings: Settings,
+    event: dict,
+    raw: str,
+    *,
+    source: str,
+    force: bool = False,
+    dry_run: bool = False,
+) -> Outcome:
     """Store a new event and process it in the same transaction: one commit.
 
     A duplicate (the id is stored already) is processed only if it is not settled yet,
@@ -135,9 +142,15 @@ def _stripe_created(event: dict) -> datetime | None:
 
 
 def _row(event: dict, raw: str, source: str, **fields) -> dict:
-    return {"id": event["id"][:255], "type": event["type"][:100], "payload": raw,
-            "source": source, "stripe_created_at": _stripe_created(event),
-            "received_at": utcnow(), **fields}
+    return {
+        "id": event["id"][:255],
+        "type": event["type"][:100],
+        "payload": raw,
+        "source": source,
+        "stripe_created_at": _stripe_created(event),
+        "received_at": utcnow(),
+        **fields,
+    }
 
 
 def _insert(event: dict, raw: str, source: str, **fields) -> bool:
@@ -209,8 +222,11 @@ def preview(settings: Settings, event: dict) -> Outcome:
 
 
 def _settled(status: str, error: str | None) -> dict:
-    return {"status": status, "last_error": error,
-            "processed_at": utcnow() if status in (PROCESSED, IGNORED) else None}
+    return {
+        "status": status,
+        "last_error": error,
+        "processed_at": utcnow() if status in (PROCESSED, IGNORED) else None,
+    }
 
 
 def _mark(row_id: str, status: str, error: str | None, payment_id: str | None = None) -> None:
@@ -225,8 +241,9 @@ def process(settings: Settings, event_id: str, *, force: bool = False) -> Outcom
     return _settle(settings, event_id, force=force)
 
 
-def _settle(settings: Settings, event_id: str, *, force: bool,
-            new: tuple[dict, str, str] | None = None) -> Outcome:
+def _settle(
+    settings: Settings, event_id: str, *, force: bool, new: tuple[dict, str, str] | None = None
+) -> Outcome:
     """Store `new` (if given) and apply the event in one transaction; follow-ups after it."""
     try:
         with write_transaction():
@@ -278,8 +295,9 @@ def _run_followups(settings: Settings, event_id: str, context: Context | None) -
             raise ProcessingFailed("Webhook follow-up failed; stored for replay") from exc
 
 
-def _record_failure(event_id: str, exc: Exception, new: tuple[dict, str, str] | None = None,
-                    force: bool = False) -> None:
+def _record_failure(
+    event_id: str, exc: Exception, new: tuple[dict, str, str] | None = None, force: bool = False
+) -> None:
     """Store the event as FAILED in a transaction of its own (the failed one rolled back)."""
     if isinstance(exc, ShopError):
         message = exc.message
@@ -300,7 +318,8 @@ def _store_failed(event: dict, raw: str, source: str, message: str, force: bool)
     update = {**failed, "attempts": StripeEvent.attempts + 1}
     settled_meanwhile = StripeEvent.status.in_((PROCESSED, IGNORED))
     StripeEvent.insert(**_row(event, raw, source, attempts=1, **failed)).on_conflict(
-        conflict_target=[StripeEvent.id], update=update,
+        conflict_target=[StripeEvent.id],
+        update=update,
         where=None if force else ~settled_meanwhile,
     ).execute()
 
@@ -315,8 +334,9 @@ def get_event(event_id: str) -> StripeEvent:
     return row
 
 
-def replay(settings: Settings, event_ids: list[str], *, force: bool = False,
-           dry_run: bool = False) -> list[Outcome]:
+def replay(
+    settings: Settings, event_ids: list[str], *, force: bool = False, dry_run: bool = False
+) -> list[Outcome]:
     """Re-run stored events through the webhook logic; a failure is reported, not raised."""
     outcomes = []
     for event_id in event_ids:
@@ -336,8 +356,9 @@ def failed_event_ids() -> list[str]:
     return [row.id for row in query.order_by(StripeEvent.received_at)]
 
 
-def replay_file(settings: Settings, text: str, *, force: bool = False,
-                dry_run: bool = False) -> Outcome:
+def replay_file(
+    settings: Settings, text: str, *, force: bool = False, dry_run: bool = False
+) -> Outcome:
     """An exported event (e.g. from the Dashboard) through the same logic, source "replay"."""
     event = parse_event(text)
     try:
