@@ -14,7 +14,17 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from shopctl.models import Order, OrderHistory, OrderItem, Payment, StockMovement, new_id, utcnow
+from shopctl.db import is_postgres
+from shopctl.models import (
+    Order,
+    OrderHistory,
+    OrderItem,
+    Payment,
+    Product,
+    StockMovement,
+    new_id,
+    utcnow,
+)
 from shopctl.services.expiry import expire_overdue
 from tests.orders_support import (
     assert_ledger_consistent,
@@ -79,6 +89,77 @@ def test_fifty_buyers_for_ten_mugs_get_exactly_ten_orders(start_server, settings
     assert stock_of(mug) == 0
     assert Order.select().count() == 10
     assert_ledger_consistent()
+
+
+def _sessions() -> set[int]:
+    """The other sessions on this test's PostgreSQL database."""
+    from shopctl.db import database
+
+    query = (
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return {row[0] for row in database.execute_sql(query).fetchall()}
+
+
+def _deadlocks(wait_for_sessions_but: set[int] | None = None) -> int:
+    """PostgreSQL's count of deadlocks in this test's database. A session reports its
+    counts when it ends: with `wait_for_sessions_but`, the count once every other session
+    has ended."""
+    from shopctl.db import database
+
+    for _ in range(100):
+        if wait_for_sessions_but is None or _sessions() <= wait_for_sessions_but:
+            break
+        time.sleep(0.1)
+    database.execute_sql("SELECT pg_stat_clear_snapshot()")
+    query = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+    return database.execute_sql(query).fetchone()[0]
+
+
+def test_buyers_of_overlapping_products_in_opposite_orders_never_deadlock(start_server, settings):
+    """Many buyers at once, each ordering two to four of four products, listed in ascending
+    or descending order: no deadlock (PostgreSQL would abort one of two buyers that lock
+    each other's rows), every answer 201 or 409, and sold units exactly the stock taken."""
+    import random
+
+    products = [make_product(f"Part {n}", quantity=150) for n in range(4)]
+    buyers = [make_user(f"buyer{n}@example.com") for n in range(16)]
+    postgres = is_postgres()
+    if postgres:
+        sessions, deadlocks = _sessions(), _deadlocks()
+    rng = random.Random(9)
+    bodies = []
+    for n in range(16 * 25):
+        picked = sorted(rng.sample(products, rng.randint(2, 4)), key=lambda p: p.name)
+        if n % 2:
+            picked.reverse()
+        bodies.append({"items": lines(*[(product, rng.randint(1, 2)) for product in picked])})
+    sold: dict[str, int] = {product.id: 0 for product in products}
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=20)
+    with (
+        start_server(workers=2) as srv,
+        httpx.Client(base_url=srv.url, timeout=60, limits=limits) as http,
+    ):
+
+        def buyer(n: int) -> None:
+            headers = bearer(settings, buyers[n])
+            for body in bodies[n::16]:
+                response = _post(http, "/api/v1/order/pay-later", json=body, headers=headers)
+                statuses.append(response.status_code)
+                if response.status_code == 201:
+                    for line in body["items"]:
+                        sold[line["productId"]] += line["quantity"]
+
+        _all_at_once([lambda n=n: buyer(n) for n in range(16)])
+    assert set(statuses) <= {201, 409}, sorted(set(statuses))
+    assert statuses.count(201) > 20 and statuses.count(409) > 20  # both sides of the limit
+    assert {p.id: 150 - stock_of(p) for p in products} == sold
+    assert Order.select().count() == statuses.count(201)
+    assert_ledger_consistent()
+    if postgres:
+        assert _deadlocks(wait_for_sessions_but=sessions) == deadlocks
 
 
 def test_concurrent_requests_with_one_key_make_one_order(start_server, settings):
@@ -213,3 +294,33 @@ def test_two_expiry_runs_at_once_expire_each_order_once(backend_url, tmp_path, d
     assert OrderHistory.select().where(OrderHistory.to_status == "EXPIRED").count() == overdue
     assert stock_of(mug) == 2 * overdue
     assert_ledger_consistent()
+
+
+def test_stock_given_back_while_a_buyer_waits_for_the_lock_is_sold(settings, backend_url):
+    """Regression: PostgreSQL's UPDATE reads products as of its start, so a product whose
+    stock a cancel was giving back while the buyer waited for its lock looked sold out and
+    the buyer got a 409 for stock that was there by the time the lock was granted."""
+    from shopctl import db
+
+    mug = make_product("Mug", quantity=10)
+    buyer = make_user()
+    place(settings, buyer, (mug, 10))  # sold out
+    lock_held, placed = threading.Event(), []
+
+    def cancel_slowly():
+        with db.connection(), db.write_transaction():
+            Product.update(quantity=Product.quantity + 3).where(Product.id == mug.id).execute()
+            lock_held.set()
+            time.sleep(0.5)  # the buyer's UPDATE starts now and waits for the row
+
+    def buy():
+        lock_held.wait()
+        with db.connection():
+            placed.append(place(settings, buyer, (mug, 2)))
+
+    threads = [threading.Thread(target=cancel_slowly), threading.Thread(target=buy)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(placed) == 1 and stock_of(mug) == 1

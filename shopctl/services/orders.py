@@ -10,15 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
+from typing import NoReturn
 
 from peewee import IntegrityError
 
 from shopctl.config import Settings
-from shopctl.db import is_postgres, write_transaction
-from shopctl.errors import Conflict, Gone, NotFound, Unprocessable
-from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, User, new_id, utcnow
+from shopctl.db import write_transaction
+from shopctl.errors import Conflict, Gone, NotFound, ShopError, Unprocessable
+from shopctl.models import (
+    Order,
+    OrderHistory,
+    OrderItem,
+    Payment,
+    Product,
+    StockMovement,
+    User,
+    new_id,
+    utcnow,
+)
 from shopctl.money import MAX_MINOR_UNITS, format_minor_units
 from shopctl.schemas import OrderLine, OrderListQuery
 from shopctl.services.common import Page, iso
@@ -26,10 +37,11 @@ from shopctl.services.lifecycle import (
     CANCELED,
     EXPIRED,
     UNPAID,
+    insert_rows,
     lock_order,
-    record_reservation,
+    movement_rows,
     release_stock,
-    reserve_stock,
+    take_stock,
     transition,
 )
 
@@ -47,29 +59,34 @@ def place_order(
     pay_later: bool,
     idempotency_key: str | None = None,
     actor: str = "api",
+    within: Callable[[Order], object] | None = None,
 ) -> tuple[Order, bool]:
     """Reserve the items' stock and create the order with its payment: (order, created).
 
     The order comes back with its payment row at `order.payment`. With an
     `idempotency_key` already used by this user for the same request, the original
     order is returned (created False) and nothing is reserved again; for a different
-    request, Unprocessable.
+    request, Unprocessable. `within`, if given, is called with the new order inside the
+    placement transaction (pay now plans its Checkout Session there).
     """
     quantities = aggregate_lines(items)
     request_hash = _request_hash(quantities, pay_later)
-    if idempotency_key and (earlier := _replay(user, idempotency_key, request_hash)):
-        return earlier, False
     try:
         with write_transaction():
             order = _create_order(
                 settings, user, quantities, pay_later, actor, idempotency_key, request_hash
             )
-    except IntegrityError:
-        # Two requests with one key raced: the unique (user, key) index let one win.
-        winner = idempotency_key and _replay(user, idempotency_key, request_hash)
-        if not winner:
+            if within is not None:
+                within(order)
+    except (IntegrityError, ShopError):
+        # The key is looked up only when placing failed, so a new order costs no extra
+        # query: a replay fails at the unique (user, key) index (or, if the stock has gone
+        # since, at the reservation), and so does the loser of two requests racing with
+        # one key. Either way the answer is the original order.
+        earlier = idempotency_key and _replay(user, idempotency_key, request_hash)
+        if not earlier:
             raise
-        return winner, False
+        return earlier, False
     return order, True
 
 
@@ -97,72 +114,81 @@ def _replay(user: User, key: str, request_hash: str) -> Order | None:
 
 
 def _create_order(settings, user, quantities, pay_later, actor, key, request_hash) -> Order:
-    products = _lock_products(quantities)
-    _check_products(settings, quantities, products)
-    amount = sum(products[pid].price_cents * quantity for pid, quantity in quantities.items())
-    if amount > MAX_MINOR_UNITS:
-        limit = format_minor_units(MAX_MINOR_UNITS, settings.stripe_currency)
-        raise Unprocessable(f"The order total is more than one payment can take ({limit})")
-    short = reserve_stock(quantities)
-    if short:
-        _raise_shortfall(quantities, products, short)
+    """The order, its items, payment, ledger rows and first history row: one UPDATE of the
+    products and (on PostgreSQL) one INSERT statement, whatever the number of lines."""
+    currency = settings.stripe_currency
+    taken = take_stock(quantities, currency=currency)
+    if len(taken) < len(quantities):
+        _refuse(settings, quantities, taken)
+    amount = sum(taken[pid][1] * quantity for pid, quantity in quantities.items())
+    _check_total(settings, amount)
     now = utcnow()
-    order = Order.create(
+    order = Order(
         id=new_id(),
         user=user.id,
         status=UNPAID,
         amount_cents=amount,
-        currency=settings.stripe_currency,
+        currency=currency,
         pay_later=pay_later,
         expires_at=now + timedelta(minutes=settings.order_reservation_minutes),
+        stock_released=False,
         idempotency_key=key,
         request_hash=request_hash,
         created_at=now,
         updated_at=now,
     )
-    _insert_items(order, quantities, products)
-    order.payment = Payment.create(
+    order.payment = Payment(
+        id=new_id(),
         order=order.id,
         status="PENDING",
         amount_cents=amount,
-        currency=order.currency,
+        currency=currency,
         created_at=now,
         updated_at=now,
     )
-    record_reservation(order.id, quantities)
-    OrderHistory.create(
-        order=order.id,
-        from_status=None,
-        to_status=UNPAID,
-        reason="created",
-        actor=actor,
-        created_at=now,
-    )
-    return order
-
-
-def _insert_items(order: Order, quantities: dict[str, int], products: dict[str, Product]):
-    """One line per product, with the name and unit price as they are now (the snapshot)."""
-    rows = [
+    items = [
         {
             "id": new_id(),
             "order": order.id,
             "product": pid,
             "quantity": quantity,
-            "product_name": products[pid].name,
-            "price_cents": products[pid].price_cents,
+            "product_name": taken[pid][0],  # the name and unit price as they are now
+            "price_cents": taken[pid][1],
         }
         for pid, quantity in sorted(quantities.items())
     ]
-    OrderItem.insert_many(rows).execute()
+    history = {
+        "order": order.id,
+        "from_status": None,
+        "to_status": UNPAID,
+        "reason": "created",
+        "actor": actor,
+        "created_at": now,
+    }
+    insert_rows(
+        (Order, [order.__data__]),
+        (OrderItem, items),
+        (Payment, [order.payment.__data__]),
+        (StockMovement, movement_rows(order.id, quantities, "order", sign=-1)),
+        (OrderHistory, [history]),
+    )
+    return order
 
 
-def _lock_products(quantities: dict[str, int]) -> dict[str, Product]:
-    # Locked in id order, like every other writer, so buyers never deadlock each other.
-    query = Product.select().where(Product.id.in_(list(quantities))).order_by(Product.id)
-    if is_postgres():
-        query = query.for_update()
-    return {product.id: product for product in query}
+def _refuse(settings, quantities: dict[str, int], taken: dict) -> NoReturn:
+    """Why some lines could not be taken, checked in the order a buyer is told about it:
+    unknown products, archived or foreign ones, a total too big, then short stock."""
+    products = {p.id: p for p in Product.select().where(Product.id.in_(list(quantities)))}
+    _check_products(settings, quantities, products)
+    _check_total(settings, sum(products[pid].price_cents * q for pid, q in quantities.items()))
+    short = {pid: products[pid].quantity for pid in quantities if pid not in taken}
+    _raise_shortfall(quantities, products, short)
+
+
+def _check_total(settings, amount: int) -> None:
+    if amount > MAX_MINOR_UNITS:
+        limit = format_minor_units(MAX_MINOR_UNITS, settings.stripe_currency)
+        raise Unprocessable(f"The order total is more than one payment can take ({limit})")
 
 
 def _check_products(settings, quantities, products: dict[str, Product]) -> None:
@@ -186,7 +212,7 @@ def _check_products(settings, quantities, products: dict[str, Product]) -> None:
         )
 
 
-def _raise_shortfall(quantities, products, short: dict[str, int]):
+def _raise_shortfall(quantities, products, short: dict[str, int]) -> NoReturn:
     detail = [
         {
             "productId": pid,
