@@ -191,6 +191,102 @@ def test_orders_need_a_login(app_client, mug):
     assert stock_of(mug) == 10
 
 
+# --- one executor hop: authentication and placement together ------------------------------
+
+
+@pytest.fixture
+def hops(app_client, monkeypatch):
+    """The functions the app runs in its thread pool from now on, one per round trip."""
+    loop, app = app_client.loop, app_client.sanic_app
+    run_in_executor = loop.run_in_executor
+    calls = []
+
+    def counting(executor, fn, *args):
+        if executor is app.ctx.executor:
+            calls.append(fn)
+        return run_in_executor(executor, fn, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counting)
+    return calls
+
+
+def test_pay_later_authenticates_and_places_in_one_hop(app_client, buyer, mug, hops):
+    response = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 1))})
+    assert response.status_code == 201
+    assert len(hops) == 1
+
+
+def test_pay_now_plans_its_checkout_in_the_placement_transaction(app_client, buyer, mug, hops):
+    """Placing and planning share one hop; the Stripe call comes after it, outside any
+    transaction, and its outcome (here a failure: nothing listens) is a second hop."""
+    response = post(app_client, "/order", buyer, {"items": lines((mug, 1))})
+    assert response.status_code == 201 and response.json["data"]["paymentUrl"] is None
+    assert len(hops) == 2
+    payment = Payment.get_by_id(response.json["data"]["paymentId"])
+    assert payment.session_expires_at is not None and payment.last_error
+
+
+BAD_TOKEN = {"Authorization": "Bearer not-a-token"}
+
+
+@pytest.mark.parametrize("path", ["/order", "/order/pay-later"])
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        ({"items": []}, {}),
+        ({"items": []}, {"Idempotency-Key": ""}),
+        ({"items": "x"}, {"Content-Type": "text/plain"}),
+        (None, {"Idempotency-Key": "ok"}),
+    ],
+)
+def test_a_bad_token_is_401_whatever_the_body(app_client, mug, path, body, headers):
+    """The guard defers checking the token to the placement's hop; a body it refuses
+    must still not answer a caller without a valid token with anything but 401."""
+    payload = {"items": lines((mug, 1))} if body is None else body
+    for auth in ({}, BAD_TOKEN):
+        _, response = app_client.post(f"/api/v1{path}", json=payload, headers={**auth, **headers})
+        assert response.status_code == 401, response.text
+    assert stock_of(mug) == 10 and Order.select().count() == 0
+
+
+def test_a_deleted_users_token_places_nothing(app_client, buyer, mug):
+    from shopctl.models import User
+
+    User.update(is_deleted=True).where(User.id == buyer.id).execute()
+    for path in ("/order", "/order/pay-later"):
+        assert post(app_client, path, buyer, {"items": lines((mug, 1))}).status_code == 401
+        assert post(app_client, path, buyer, {"items": []}).status_code == 401
+    assert stock_of(mug) == 10 and Order.select().count() == 0
+
+
+def test_a_valid_token_hears_about_its_body(app_client, buyer, hops):
+    response = post(app_client, "/order/pay-later", buyer, {"items": []})
+    assert response.status_code == 400 and response.json["message"] == "Validation Error"
+    assert len(hops) == 1  # authenticated first, then refused
+
+
+def test_products_are_taken_line_by_line_where_update_returning_is_missing(
+    app_client, buyer, mug, monkeypatch
+):
+    """SQLite before 3.35 has no RETURNING: the same answers, one UPDATE per line."""
+    from shopctl.services import lifecycle
+
+    monkeypatch.setattr(lifecycle, "_returning_supported", lambda: False)
+    pen = make_product("Pen", price_cents=199, quantity=1)
+    ok = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 2), (pen, 1))})
+    assert ok.status_code == 201
+    order = Order.get_by_id(ok.json["data"]["orderId"])
+    assert order.amount_cents == 2 * 1250 + 199
+    assert sorted((i.product_name, i.price_cents) for i in order.items) == [
+        ("Mug", 1250),
+        ("Pen", 199),
+    ]
+    short = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 1), (pen, 1))})
+    assert short.status_code == 409 and "Pen (0 left)" in short.json["message"]
+    assert (stock_of(mug), stock_of(pen)) == (8, 0)
+    assert_ledger_consistent()
+
+
 # --- Idempotency-Key ---------------------------------------------------------------------
 
 
@@ -212,6 +308,31 @@ def test_a_key_reused_with_another_body_is_422(app_client, buyer, mug):
     now = post(app_client, "/order", buyer, {"items": lines((mug, 2))}, key)
     assert other.status_code == now.status_code == 422
     assert stock_of(mug) == 8 and Order.select().count() == 1
+
+
+def test_a_replay_after_the_stock_ran_out_is_still_the_original_order(
+    app_client, buyer, mug, settings
+):
+    key = {"Idempotency-Key": "checkout-7"}
+    first = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 4))}, key)
+    place(settings, make_user("other@example.com"), (mug, 6))  # sold out
+    again = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 4))}, key)
+    assert first.status_code == again.status_code == 201
+    assert again.json["data"]["orderId"] == first.json["data"]["orderId"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert stock_of(mug) == 0 and Order.select().count() == 2
+
+
+def test_a_replayed_pay_now_order_plans_its_payment_again(app_client, buyer, mug):
+    key = {"Idempotency-Key": "pay-now-1"}
+    first = post(app_client, "/order", buyer, {"items": lines((mug, 1))}, key)
+    again = post(app_client, "/order", buyer, {"items": lines((mug, 1))}, key)
+    assert first.status_code == again.status_code == 201
+    assert again.json["data"]["orderId"] == first.json["data"]["orderId"]
+    assert again.json["data"]["paymentId"] == first.json["data"]["paymentId"]
+    assert again.headers["idempotent-replayed"] == "true" and stock_of(mug) == 9
+    Order.update(status="PAID").where(Order.id == first.json["data"]["orderId"]).execute()
+    assert post(app_client, "/order", buyer, {"items": lines((mug, 1))}, key).status_code == 409
 
 
 def test_keys_belong_to_one_user(app_client, buyer, mug, settings):

@@ -7,8 +7,9 @@ from functools import partial
 from sanic import Blueprint, Request
 
 from shopctl.api.common import body, call, query
-from shopctl.api.guards import authenticated
+from shopctl.api.guards import authenticated, call_as_user
 from shopctl.api.responses import ok
+from shopctl.errors import ShopError
 from shopctl.schemas import IdempotencyKey, OrderCreate, OrderListQuery, OrderRef, validate
 from shopctl.services import orders, payments
 from shopctl.services.common import iso
@@ -38,38 +39,41 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 async def _place(request: Request, *, pay_later: bool):
-    payload = body(request, OrderCreate)
-    key = _idempotency_key(request)
-    order, created = await call(
-        request,
-        orders.place_order,
-        request.app.ctx.settings,
-        request.ctx.user,
-        payload.items,
-        pay_later=pay_later,
-        idempotency_key=key,
-    )
-    data = {"orderId": order.id, "paymentId": order.payment.id, "expiresAt": iso(order.expires_at)}
+    """Authentication and placement share one executor hop (the guard deferred it); pay
+    now plans its Checkout Session in the placement's transaction too, then asks Stripe."""
+    try:
+        payload = body(request, OrderCreate)
+        key = _idempotency_key(request)
+    except ShopError:
+        await call_as_user(request, None)  # a bad token is a 401 whatever the body
+        raise
+    settings = request.app.ctx.settings
     if pay_later:
-        data["payLater"] = True
-        message = "Order created (pay later)"
+        place = partial(orders.place_order, settings, pay_later=True)
+        order, created = await call_as_user(request, place, payload.items, idempotency_key=key)
+        extra, message = {"payLater": True}, "Order created (pay later)"
     else:
-        data |= await start_payment(request, order.id)
+        place = partial(payments.place_order_to_pay, settings)
+        order, created, plan = await call_as_user(
+            request, place, payload.items, idempotency_key=key
+        )
+        extra = await payments.open_checkout(settings, plan, partial(call, request))
         message = "Order created successfully"
-    response = ok(data, message, status=201)
+    data = {"orderId": order.id, "paymentId": order.payment.id, "expiresAt": iso(order.expires_at)}
+    response = ok(data | extra, message, status=201)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
 @api.post("/")
-@authenticated()
+@authenticated(defer=True)
 async def create_order(request: Request):
     return await _place(request, pay_later=False)
 
 
 @api.post("/pay-later")
-@authenticated()
+@authenticated(defer=True)
 async def create_pay_later_order(request: Request):
     return await _place(request, pay_later=True)
 

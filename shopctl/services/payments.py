@@ -8,7 +8,7 @@ click or two workers racing get the same session back from Stripe.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +16,7 @@ from shopctl.config import Settings
 from shopctl.db import write_transaction
 from shopctl.errors import Conflict, NotFound, ShopError
 from shopctl.models import Order, OrderItem, Payment, User, utcnow
+from shopctl.schemas import OrderLine
 from shopctl.services import orders
 from shopctl.services import stripe_gateway as gateway
 from shopctl.services.lifecycle import PAID, REFUNDED, UNPAID, lock_order, transition
@@ -95,23 +96,47 @@ def _session_params(
 
 def plan_checkout(settings: Settings, user: User, order_id: str) -> CheckoutPlan:
     """Check the order can be paid; the open session to reuse, or what to ask Stripe for."""
-    now = utcnow()
     with write_transaction():
-        order = orders.order_to_pay(user, order_id)
-        payment = order.payment
-        if (
-            payment.session_id
-            and payment.payment_url
-            and (
-                payment.session_expires_at
-                and payment.session_expires_at > now + timedelta(minutes=1)
-            )
-        ):
-            return CheckoutPlan(order.id, payment.id, existing=checkout_json(payment))
-        expires = _session_expiry(order, payment, now)
-        Payment.update(session_expires_at=expires, updated_at=now).where(
-            Payment.id == payment.id
-        ).execute()
+        return _plan(settings, user, orders.order_to_pay(user, order_id))
+
+
+def place_order_to_pay(
+    settings: Settings,
+    user: User,
+    items: Sequence[OrderLine],
+    *,
+    idempotency_key: str | None = None,
+    actor: str = "api",
+) -> tuple[Order, bool, CheckoutPlan]:
+    """Pay now's database step: (order, created, plan), the order placed and its Checkout
+    Session planned in one transaction. A replayed order is planned as a retry would be."""
+    plans: list[CheckoutPlan] = []
+    order, created = orders.place_order(
+        settings,
+        user,
+        items,
+        pay_later=False,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        within=lambda new: plans.append(_plan(settings, user, new)),
+    )
+    return order, created, plans[-1] if created else plan_checkout(settings, user, order.id)
+
+
+def _plan(settings: Settings, user: User, order: Order) -> CheckoutPlan:
+    """Inside the caller's transaction, for a payable order with its `.payment`."""
+    now = utcnow()
+    payment = order.payment
+    if (
+        payment.session_id
+        and payment.payment_url
+        and (payment.session_expires_at and payment.session_expires_at > now + timedelta(minutes=1))
+    ):
+        return CheckoutPlan(order.id, payment.id, existing=checkout_json(payment))
+    expires = _session_expiry(order, payment, now)
+    Payment.update(session_expires_at=expires, updated_at=now).where(
+        Payment.id == payment.id
+    ).execute()
     params = _session_params(settings, order, payment, user.email, expires)
     return CheckoutPlan(order.id, payment.id, params, f"checkout:{payment.id}:{_epoch(expires)}")
 
@@ -148,9 +173,15 @@ async def start_checkout(settings: Settings, user: User, order_id: str, run_db: 
     `run_db` runs a database step off the event loop. When Stripe fails, the order stays
     UNPAID and reserved, and the answer says so with `paymentUrl: None` and a message.
     """
+    return await open_checkout(
+        settings, await run_db(plan_checkout, settings, user, order_id), run_db
+    )
+
+
+async def open_checkout(settings: Settings, plan: CheckoutPlan, run_db: RunDb) -> dict:
+    """The planned session: asked of Stripe (no transaction open), then recorded."""
     import stripe
 
-    plan = await run_db(plan_checkout, settings, user, order_id)
     if plan.existing:
         return plan.existing
     try:
