@@ -29,6 +29,7 @@ from peewee import AutoField, Field, Model, chunked
 from shopctl.db import database, is_postgres
 from shopctl.errors import Conflict
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, StockMovement, utcnow
+from shopctl.prepared import PreparedStatement
 
 UNPAID, PROCESSING, PAID, FAILED = "UNPAID", "PROCESSING", "PAID", "FAILED"
 CANCELED, EXPIRED, REFUNDED = "CANCELED", "EXPIRED", "REFUNDED"
@@ -73,21 +74,38 @@ def transition(
     if to_status not in ALLOWED.get(from_status, ()):
         raise Conflict(f"Order is {from_status} and cannot become {to_status}")
     now = utcnow()
-    Order.update(status=to_status, updated_at=now).where(Order.id == order.id).execute()
+    _MOVE_ORDER.execute(order_id=order.id, status=to_status, now=now)
     if payment_status is not None:
-        Payment.update(status=payment_status, updated_at=now).where(
-            Payment.order == order.id
-        ).execute()
-    OrderHistory.create(
-        order=order.id,
+        _MOVE_PAYMENT.execute(order_id=order.id, status=payment_status, now=now)
+    _RECORD_MOVE.execute(
+        order_id=order.id,
         from_status=from_status,
         to_status=to_status,
         reason=reason[:200],
         actor=actor[:255],
-        created_at=now,
+        now=now,
     )
     order.status, order.updated_at = to_status, now
     return True
+
+
+# Every webhook, cancel and expiry runs these: built once (prepared.py).
+_MOVE_ORDER = PreparedStatement(
+    lambda p: Order.update(status=p.status, updated_at=p.now).where(Order.id == p.order_id)
+)
+_MOVE_PAYMENT = PreparedStatement(
+    lambda p: Payment.update(status=p.status, updated_at=p.now).where(Payment.order == p.order_id)
+)
+_RECORD_MOVE = PreparedStatement(
+    lambda p: OrderHistory.insert(
+        order=p.order_id,
+        from_status=p.from_status,
+        to_status=p.to_status,
+        reason=p.reason,
+        actor=p.actor,
+        created_at=p.now,
+    )
+)
 
 
 def release_stock(order: Order, reason: str) -> bool:
