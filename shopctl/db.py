@@ -8,10 +8,14 @@ thread, so each executor thread of the API has its own.
 
 from __future__ import annotations
 
+import itertools
+import re
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+from weakref import WeakKeyDictionary
 
 from peewee import (
     Database,
@@ -185,6 +189,39 @@ def discard_connection() -> None:
         db.manual_close() if is_postgres() else db.close()
     if is_postgres():
         db.close_idle()  # the server probably cut those too
+
+
+# Server-side prepared statements of each PostgreSQL connection: {sql: statement name}.
+_prepared: WeakKeyDictionary = WeakKeyDictionary()
+_statement_numbers = itertools.count()  # next() is atomic: threads may share it
+_PLACEHOLDER = re.compile(r"%s")
+
+
+def execute_prepared(sql: str, params: Sequence = ()):
+    """`database.execute_sql`, but PostgreSQL parses and plans `sql` once per connection.
+
+    For the statements every request runs (built once in Python too: prepared.py), the
+    parse and plan are a good part of PostgreSQL's work. The statement is PREPAREd on
+    first use on each connection (PREPARE outlives a rollback) and then EXECUTEd; its
+    parameter types come from the columns they meet, so `sql` must give each one a
+    typed context (a column comparison or an INSERT target, not a bare VALUES list).
+    Prepared statements live in the session: a pooler in front of PostgreSQL must use
+    session pooling, as migrations require anyway.
+    """
+    if not is_postgres() or "%%" in sql:
+        return database.execute_sql(sql, params)
+    names = _prepared.setdefault(database.connection(), {})
+    name = names.get(sql)
+    if name is None:
+        name = f"shopctl_{next(_statement_numbers)}"
+        numbered = iter(range(1, len(params) + 1))
+        database.execute_sql(
+            f"PREPARE {name} AS " + _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", sql)
+        )
+        names[sql] = name
+    if not params:
+        return database.execute_sql(f"EXECUTE {name}")
+    return database.execute_sql(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
 
 
 def ping() -> None:

@@ -28,7 +28,7 @@ from peewee import (
     Value,
 )
 
-from shopctl.db import database, is_postgres
+from shopctl.db import database, execute_prepared, is_postgres
 
 _MARK = "\x00param:"
 
@@ -97,7 +97,7 @@ class PreparedStatement:
         return compiled
 
     def _cursor(self, compiled: _Compiled, values: dict[str, Any]):
-        return database.execute_sql(compiled.sql, compiled.params(values))
+        return execute_prepared(compiled.sql, compiled.params(values))
 
     def execute(self, **values) -> int:
         """Run an UPDATE, INSERT or DELETE: the number of rows it changed."""

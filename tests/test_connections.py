@@ -1,6 +1,7 @@
 """The PostgreSQL pool trusts a connection it just had back, and still never serves a
 dead one twice: connections cut by the server are found by a ping after an idle second,
-or all dropped at once by the first request that trips over one."""
+or all dropped at once by the first request that trips over one. Hot statements are
+prepared once per connection, and again on a new one."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shopctl.db import PING_AFTER_IDLE_SECONDS, database, is_postgres
+from shopctl.db import PING_AFTER_IDLE_SECONDS, database, discard_connection, is_postgres
 from shopctl.models import Product
+from shopctl.prepared import PreparedSelect
 
 APP_NAME = "shopctl-pool-test"
 
@@ -65,3 +67,24 @@ def test_the_first_request_on_a_cut_connection_clears_the_pool(pooled_server):
     # connections are gone with it, so no later request finds another.
     assert statuses[1:] == [200] * 19, statuses
     assert statuses[0] in (200, 503)
+
+
+def test_statements_are_prepared_once_per_connection_and_again_on_a_new_one(db):
+    if not is_postgres():
+        pytest.skip("server-side prepared statements are PostgreSQL's")
+    mug = Product.create(name="Mug", price_cents=900, quantity=5)
+    by_name = PreparedSelect(lambda p: Product.select().where(Product.name == p.name))
+
+    def prepared_here() -> int:
+        query = "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s"
+        return database.execute_sql(query, ('%"t1"."name" = $1%',)).fetchone()[0]
+
+    with database.atomic() as transaction:  # PREPARE outlives the rollback
+        assert by_name.first(name="Mug").id == mug.id
+        transaction.rollback()
+    assert by_name.first(name="Mug").id == mug.id
+    assert by_name.first(name="Cup") is None
+    assert prepared_here() == 1
+    discard_connection()
+    assert by_name.first(name="Mug").id == mug.id  # prepared again, not looked up
+    assert prepared_here() == 1

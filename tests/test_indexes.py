@@ -183,7 +183,7 @@ def run_and_explain(database, call, *, sort: bool = True):
         plans = [
             "\n".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params))
             for sql, params in sent
-            if sql.lstrip().upper().startswith("SELECT")
+            if sql.lstrip().upper().startswith(("SELECT", "EXECUTE"))  # prepared or not
         ]
         transaction.rollback()
     return result, plans

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 from peewee import AutoField, Field, Model, chunked
 
-from shopctl.db import database, is_postgres
+from shopctl.db import database, execute_prepared, is_postgres
 from shopctl.errors import Conflict
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, StockMovement, utcnow
 from shopctl.prepared import PreparedStatement
@@ -166,7 +166,7 @@ def take_stock(
     if currency is not None:
         params.append(currency)
     sql = _take_stock_sql(is_postgres(), len(lines), currency is not None)
-    return {row[0]: (row[1], row[2]) for row in database.execute_sql(sql, params).fetchall()}
+    return {row[0]: (row[1], row[2]) for row in execute_prepared(sql, params).fetchall()}
 
 
 # PostgreSQL locks rows in whatever order its plan visits them, which the VALUES order
@@ -185,7 +185,8 @@ _LOCK_IN_ID_ORDER = (
 
 @lru_cache(maxsize=256)
 def _take_stock_sql(postgres: bool, lines: int, for_sale: bool) -> str:
-    values = ", ".join(["(%s, %s)"] * lines)
+    # Typed, so that PostgreSQL can prepare the statement (db.execute_prepared).
+    values = ", ".join(["(CAST(%s AS VARCHAR(36)), CAST(%s AS INTEGER))"] * lines)
     checked = '"locked"' if postgres else '"product"'  # SQLite: we hold the write lock
     sql = " ".join(
         [
@@ -302,7 +303,7 @@ def insert_rows(*batches: tuple[type[Model], Sequence[dict]]) -> None:
     postgres = is_postgres()
     statements = _insert_sql(postgres, tuple((model, len(rows)) for model, rows in batches))
     if postgres:
-        database.execute_sql(statements[0], [value for part in params for value in part])
+        execute_prepared(statements[0], [value for part in params for value in part])
     else:
         for sql, part in zip(statements, params, strict=True):
             database.execute_sql(sql, part)

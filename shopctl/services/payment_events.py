@@ -23,7 +23,7 @@ from functools import lru_cache, partial, wraps
 from peewee import Model, Node
 
 from shopctl.config import Settings
-from shopctl.db import database, is_postgres
+from shopctl.db import database, execute_prepared, is_postgres
 from shopctl.models import Order, Payment, StripeEvent, utcnow
 from shopctl.services.lifecycle import (
     CANCELED,
@@ -135,7 +135,7 @@ def lock_payment(
         return None
     columns, values = zip(*candidates, strict=True)
     params = list(values) * (2 if len(values) > 1 else 1)  # WHERE, then ORDER BY
-    row = database.execute_sql(_claim_sql(is_postgres(), columns), params).fetchone()
+    row = execute_prepared(_claim_sql(is_postgres(), columns), params).fetchone()
     if row is None:
         return None
     width = len(Order._meta.sorted_fields)

@@ -22,7 +22,7 @@ from functools import lru_cache
 from peewee import Field
 
 from shopctl.config import Settings
-from shopctl.db import database, is_postgres, write_transaction
+from shopctl.db import execute_prepared, is_postgres, write_transaction
 from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
 from shopctl.schemas import unstorable_text
@@ -161,7 +161,7 @@ def _insert(event: dict, raw: str, source: str, **fields) -> bool:
     """
     row = _row(event, raw, source, **fields)
     params = [f.db_value(row[f.name] if f.name in row else _default(f)) for f in _EVENT_FIELDS]
-    return database.execute_sql(_sql(is_postgres()).insert, params).rowcount == 1
+    return execute_prepared(_sql(is_postgres()).insert, params).rowcount == 1
 
 
 def _default(field: Field):
@@ -233,7 +233,7 @@ def _mark(row_id: str, status: str, error: str | None, payment_id: str | None = 
     """Settle a stored event: one more attempt; its payment, once known, is kept."""
     processed_at = _settled(status, error)["processed_at"]
     params = [status, error, StripeEvent.processed_at.db_value(processed_at), payment_id, row_id]
-    database.execute_sql(_sql(is_postgres()).mark, params)
+    execute_prepared(_sql(is_postgres()).mark, params)
 
 
 def process(settings: Settings, event_id: str, *, force: bool = False) -> Outcome:
