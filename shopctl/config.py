@@ -120,8 +120,12 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     env = raw.get("SHOPCTL_ENV", "development").strip().lower() or "development"
     if env not in ("development", "production", "test"):
         raise ConfigError(f"SHOPCTL_ENV must be development, production or test, got {env!r}")
-    secrets = ("JWT_ACCESS_SECRET", "JWT_REFRESH_SECRET", "STRIPE_SECRET_KEY",
-               "STRIPE_WEBHOOK_SECRET")
+    secrets = (
+        "JWT_ACCESS_SECRET",
+        "JWT_REFRESH_SECRET",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+    )
     defaults = Settings()
     rounds = _number(raw, "BCRYPT_SALT_ROUNDS", int, defaults.bcrypt_salt_rounds)
     if not 4 <= rounds <= 31:

@@ -170,8 +170,9 @@ class LiveServer:
         return self.log.read_text(errors="replace")
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, ready_status: int,
-                timeout: float = 30) -> None:
+def _wait_ready(
+    url: str, process: subprocess.Popen, log: Path, ready_status: int, timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -187,17 +188,39 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, ready_status: in
 
 
 @contextmanager
-def run_server(database_url: str, tmp_path: Path, *, workers: int = 1, env: dict | None = None,
-               args: tuple[str, ...] = (), ready_status: int = 200,
-               port: int | None = None) -> Iterator[LiveServer]:
+def run_server(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    env: dict | None = None,
+    args: tuple[str, ...] = (),
+    ready_status: int = 200,
+    port: int | None = None,
+) -> Iterator[LiveServer]:
     port = port or free_port()
     log = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, **(env or {})}
-    command = [sys.executable, "-m", "shopctl", "serve", "--port", str(port),
-               "--workers", str(workers), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "shopctl",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        *args,
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=full_env, cwd=tmp_path, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=full_env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     server = LiveServer(url, process, log)
     try:
@@ -322,11 +345,22 @@ class StripeStack:
 
 
 def _start_sandbox(port: int, webhook_url: str, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "shopctl", "sandbox", "--port", str(port),
-               "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET]
+    command = [
+        sys.executable,
+        "-m",
+        "shopctl",
+        "sandbox",
+        "--port",
+        str(port),
+        "--webhook-url",
+        webhook_url,
+        "--webhook-secret",
+        WEBHOOK_SECRET,
+    ]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -345,8 +379,9 @@ def _stripe_stack(backend_url, tmp_path_factory) -> Iterator[StripeStack]:
     webhook = f"http://127.0.0.1:{api_port}/api/v1/payment/webhook"
     sandbox = _start_sandbox(sandbox_port, webhook, tmp / "sandbox.log")
     try:
-        with run_server(backend_url, tmp, port=api_port,
-                        env={"STRIPE_API_BASE": sandbox_url}) as server:
+        with run_server(
+            backend_url, tmp, port=api_port, env={"STRIPE_API_BASE": sandbox_url}
+        ) as server:
             yield StripeStack(server, sandbox_url)
     finally:
         sandbox.terminate()

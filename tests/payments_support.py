@@ -22,14 +22,16 @@ class Buyer:
         return self.stack.server.request("GET", path, headers=self.headers, **kwargs)
 
     def order_now(self, product: Product, quantity: int = 1) -> dict:
-        response = self.post("/order", json={"items": [{"productId": product.id,
-                                                         "quantity": quantity}]})
+        response = self.post(
+            "/order", json={"items": [{"productId": product.id, "quantity": quantity}]}
+        )
         assert response.status_code == 201, response.text
         return response.json()["data"]
 
     def order_later(self, product: Product, quantity: int = 1) -> dict:
-        response = self.post("/order/pay-later",
-                             json={"items": [{"productId": product.id, "quantity": quantity}]})
+        response = self.post(
+            "/order/pay-later", json={"items": [{"productId": product.id, "quantity": quantity}]}
+        )
         assert response.status_code == 201, response.text
         return response.json()["data"]
 

@@ -17,8 +17,15 @@ from tests.conftest import free_port, run_server
 
 def _shopctl(*args: str, env: dict | None = None, cwd=None, input: str | None = None):
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "shopctl", *args], env=full_env, cwd=cwd,
-                          capture_output=True, text=True, input=input, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "shopctl", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=60,
+    )
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -38,14 +45,22 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path, monkeyp
     assert settings.database_url == "sqlite:///shopctl.db"
 
 
-@pytest.mark.parametrize("text, seconds", [("15m", 900), ("7d", 604800), ("12h", 43200),
-                                            ("90", 90), ("1.5m", 90)])
+@pytest.mark.parametrize(
+    "text, seconds", [("15m", 900), ("7d", 604800), ("12h", 43200), ("90", 90), ("1.5m", 90)]
+)
 def test_seed_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("name, value", [("PORT", "eighty"), ("JWT_ACCESS_EXPIRES", "soon"),
-                                          ("BCRYPT_SALT_ROUNDS", "99"), ("SHOPCTL_ENV", "prod")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("PORT", "eighty"),
+        ("JWT_ACCESS_EXPIRES", "soon"),
+        ("BCRYPT_SALT_ROUNDS", "99"),
+        ("SHOPCTL_ENV", "prod"),
+    ],
+)
 def test_bad_settings_are_refused_by_name(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
@@ -142,16 +157,21 @@ def test_every_response_carries_a_request_id(server):
 
 
 def test_malformed_json_gets_a_400_envelope(server):
-    response = server.request("POST", "/auth/login", content=b'{"email": ',
-                              headers={"Content-Type": "application/json"})
+    response = server.request(
+        "POST", "/auth/login", content=b'{"email": ', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["success"] is False and body["message"] == "Validation Error"
 
 
 def test_bodies_over_one_mebibyte_get_413(server):
-    response = server.request("POST", "/auth/login", content=b"x" * (2 * 1024 * 1024),
-                              headers={"Content-Type": "application/json"})
+    response = server.request(
+        "POST",
+        "/auth/login",
+        content=b"x" * (2 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.json()["success"] is False
 
@@ -216,8 +236,16 @@ def test_every_command_has_help_text():
                 yield from walk(command, (*path, name))
 
     commands = list(walk(typer.main.get_command(app)))
-    assert {path[0] for path, _ in commands} >= {"migrate", "serve", "doctor", "users",
-                                                  "products", "orders", "events", "payments"}
+    assert {path[0] for path, _ in commands} >= {
+        "migrate",
+        "serve",
+        "doctor",
+        "users",
+        "products",
+        "orders",
+        "events",
+        "payments",
+    }
     for path, command in commands:
         assert (command.help or "").strip(), f"shopctl {' '.join(path)} has no help"
 

@@ -200,9 +200,7 @@ def test_a_listing_page_is_read_from_its_two_column_index(db, backend_url, sort_
     postgres_only(backend_url)  # SQLite too, but only once ANALYZE has told it the table is big
     add_products()
     params = ProductListQuery(limit=20, page=2, sortBy=sort_by, sortOrder=sort_order)
-    (products, meta), plans = run_and_explain(
-        db, lambda: catalog.list_products(params), sort=False
-    )
+    (products, meta), plans = run_and_explain(db, lambda: catalog.list_products(params), sort=False)
     assert len(products) == 10 and meta["total"] == 30
     page = next(plan for plan in plans if "Aggregate" not in plan)  # not the count
     assert LISTING_INDEX[sort_by] in page

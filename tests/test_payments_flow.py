@@ -84,8 +84,7 @@ def test_delayed_payment_failing_gives_the_stock_back(stripe_stack, settings):
     assert_ledger_consistent()
 
 
-def test_session_expired_at_stripe_expires_the_order_and_frees_stock_once(stripe_stack,
-                                                                          settings):
+def test_session_expired_at_stripe_expires_the_order_and_frees_stock_once(stripe_stack, settings):
     shopper, mug = buyer(stripe_stack, settings), product(quantity=3)
     placed = shopper.order_now(mug, 3)
     stripe_stack.control("POST", f"/sessions/{placed['sessionId']}/expire")

@@ -27,8 +27,7 @@ def _p99_of_product_reads(url: str, seconds: float) -> float:
 
 
 @pytest.mark.slow
-def test_product_reads_keep_their_p99_while_20_checkouts_wait_on_stripe(stripe_stack,
-                                                                        settings):
+def test_product_reads_keep_their_p99_while_20_checkouts_wait_on_stripe(stripe_stack, settings):
     shopper = buyer(stripe_stack, settings)
     # Each checkout buys its own product, as different buyers do: no row-lock convoy.
     goods = [product(f"Item {index}") for index in range(CHECKOUTS_IN_FLIGHT)]
@@ -38,8 +37,10 @@ def test_product_reads_keep_their_p99_while_20_checkouts_wait_on_stripe(stripe_s
     # Only the slow API calls are under test: the webhooks their sessions cause are not.
     stripe_stack.configure(latency_ms=SLOW_STRIPE_MS, webhooks_enabled=False)
     results = []
-    checkouts = [threading.Thread(target=lambda item=item: results.append(shopper.order_now(item)))
-                 for item in goods]
+    checkouts = [
+        threading.Thread(target=lambda item=item: results.append(shopper.order_now(item)))
+        for item in goods
+    ]
     for thread in checkouts:
         thread.start()
     # Measure while all of them wait on Stripe: after the orders are placed, before the

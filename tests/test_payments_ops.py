@@ -34,8 +34,10 @@ def test_partial_then_full_refund_through_the_cli(stripe_stack, settings, cli):
     assert rest.exit_code == 0, rest.output
     assert status_of(placed["orderId"]) == "REFUNDED"
     assert _refunded_at_stripe(stripe_stack, placed["orderId"]) == 2000
-    wait_for(lambda: StripeEvent.select().where(StripeEvent.type == "charge.refunded").count() == 2,
-             what="charge.refunded webhooks")
+    wait_for(
+        lambda: StripeEvent.select().where(StripeEvent.type == "charge.refunded").count() == 2,
+        what="charge.refunded webhooks",
+    )
     assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 2000
     again = cli("orders", "refund", placed["orderId"], "--yes")
     assert again.exit_code == 1 and "already" in again.output
@@ -56,8 +58,10 @@ def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings
     placed = _paid_order(stripe_stack, settings)
     intent = Payment.get(Payment.order == placed["orderId"]).payment_intent_id
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent, "amount": 400})
-    wait_for(lambda: Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400,
-             what="dashboard refund recorded")
+    wait_for(
+        lambda: Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400,
+        what="dashboard refund recorded",
+    )
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent})
     wait_status(placed["orderId"], "REFUNDED")
     refunded = StripeEvent.select().where(StripeEvent.type == "charge.refunded")
@@ -120,10 +124,20 @@ def test_reconcile_reports_then_applies(stripe_stack, settings, cli):
 
 
 def test_doctor_reports_failed_webhooks(stripe_stack, settings, cli):
-    event = {"id": "evt_broken", "object": "event", "type": "checkout.session.completed",
-             "created": 1, "data": {"object": {"id": "cs_x", "metadata": {"paymentId": 7}}}}
-    StripeEvent.create(id=event["id"], type=event["type"], payload=json.dumps(event),
-                       status="FAILED", last_error="boom")
+    event = {
+        "id": "evt_broken",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": 1,
+        "data": {"object": {"id": "cs_x", "metadata": {"paymentId": 7}}},
+    }
+    StripeEvent.create(
+        id=event["id"],
+        type=event["type"],
+        payload=json.dumps(event),
+        status="FAILED",
+        last_error="boom",
+    )
     doctor = cli("doctor", "--json")
     assert doctor.exit_code == 1
     checks = {check["name"]: check for check in json.loads(doctor.output)["checks"]}

@@ -11,13 +11,22 @@ from shopctl.commands.common import bootstrap, console, handle_errors, print_jso
 
 app = typer.Typer(help="The Stripe event log: list, show, replay, sync.", no_args_is_help=True)
 
+
 def _row_json(row) -> dict:
     from shopctl.services.common import iso
 
-    return {"id": row.id, "type": row.type, "status": row.status, "source": row.source,
-            "attempts": row.attempts, "lastError": row.last_error,
-            "paymentId": row.payment_id, "stripeCreatedAt": iso(row.stripe_created_at),
-            "receivedAt": iso(row.received_at), "processedAt": iso(row.processed_at)}
+    return {
+        "id": row.id,
+        "type": row.type,
+        "status": row.status,
+        "source": row.source,
+        "attempts": row.attempts,
+        "lastError": row.last_error,
+        "paymentId": row.payment_id,
+        "stripeCreatedAt": iso(row.stripe_created_at),
+        "receivedAt": iso(row.received_at),
+        "processedAt": iso(row.processed_at),
+    }
 
 
 @app.command("list")
@@ -36,8 +45,10 @@ def list_events(
     from shopctl.schemas import EventSearch, validate
     from shopctl.services.event_log import list_events as query
 
-    search = validate(EventSearch, {"status": status and status.upper(), "type": type,
-                                    "since": since, "limit": limit})
+    search = validate(
+        EventSearch,
+        {"status": status and status.upper(), "type": type, "since": since, "limit": limit},
+    )
     bootstrap()
     rows = [_row_json(row) for row in query(search)]
     if as_json:
@@ -46,16 +57,24 @@ def list_events(
 
     table = Table("id", "type", "status", "source", "tries", "received", "error")
     for row in rows:
-        table.add_row(row["id"], row["type"], row["status"], row["source"],
-                      str(row["attempts"]), (row["receivedAt"] or "")[:19],
-                      (row["lastError"] or "")[:60])
+        table.add_row(
+            row["id"],
+            row["type"],
+            row["status"],
+            row["source"],
+            str(row["attempts"]),
+            (row["receivedAt"] or "")[:19],
+            (row["lastError"] or "")[:60],
+        )
     console().print(table)
 
 
 @app.command("show")
 @handle_errors
-def show(event_id: str = typer.Argument(..., help="Stripe event id (evt_…)."),
-         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def show(
+    event_id: str = typer.Argument(..., help="Stripe event id (evt_…)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Show one stored event: its processing outcome and the payload, pretty-printed.
 
     Example: shopctl events show evt_1NG8Du2eZvKYlo2CUI79vXWy
@@ -75,16 +94,25 @@ def show(event_id: str = typer.Argument(..., help="Stripe event id (evt_…)."),
 
 
 def _render_outcomes(outcomes, as_json: bool) -> None:
-    rows = [{"eventId": o.event_id, "type": o.type, "result": o.result, "detail": o.detail,
-             "changes": list(o.changes)} for o in outcomes]
+    rows = [
+        {
+            "eventId": o.event_id,
+            "type": o.type,
+            "result": o.result,
+            "detail": o.detail,
+            "changes": list(o.changes),
+        }
+        for o in outcomes
+    ]
     if as_json:
         print_json(rows)
     else:
         out = console()
         for row in rows:
             colour = "red" if row["result"] == "failed" else "green"
-            out.print(f"[{colour}]{row['result']:<9}[/] {row['eventId']} {row['type']} "
-                      f"{row['detail']}")
+            out.print(
+                f"[{colour}]{row['result']:<9}[/] {row['eventId']} {row['type']} {row['detail']}"
+            )
             for change in row["changes"]:
                 out.print(f"          {change}")
     if any(row["result"] == "failed" for row in rows):
@@ -150,8 +178,10 @@ def sync(
         out = console()
         for warning in summary.warnings:
             out.print(f"[yellow]warning:[/] {warning}")
-        out.print(f"seen {summary.seen} events since {summary.since:%Y-%m-%d %H:%M} UTC: "
-                  f"{summary.processed} processed, {summary.ignored} ignored, "
-                  f"{summary.already_known} already known, {summary.failed} failed")
+        out.print(
+            f"seen {summary.seen} events since {summary.since:%Y-%m-%d %H:%M} UTC: "
+            f"{summary.processed} processed, {summary.ignored} ignored, "
+            f"{summary.already_known} already known, {summary.failed} failed"
+        )
     if summary.failed:
         raise typer.Exit(1)

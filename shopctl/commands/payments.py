@@ -36,8 +36,12 @@ def reconcile(
 
     table = Table("order", "kind", "detail", "fix" if not apply else "applied")
     for gap in gaps:
-        table.add_row(gap.order_id, gap.kind, gap.detail,
-                      gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix))
+        table.add_row(
+            gap.order_id,
+            gap.kind,
+            gap.detail,
+            gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix),
+        )
     out.print(table)
     if not apply:
         out.print(f"{len(gaps)} difference(s); run with --apply to fix them.")
@@ -66,5 +70,7 @@ def refund(
     result = refund_order(settings, order_id, amount=amount, reason=reason, actor="cli")
     if as_json:
         return print_json(result)
-    console().print(f"Refunded {result['amountCents']} cents ({result['refundId']}); "
-                    f"{result['refundedCents']} refunded in all.")
+    console().print(
+        f"Refunded {result['amountCents']} cents ({result['refundId']}); "
+        f"{result['refundedCents']} refunded in all."
+    )

@@ -11,16 +11,23 @@ import typer
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
-    webhook_url: Annotated[list[str] | None, typer.Option(
-        help="Where to POST signed events; repeat for several endpoints.")] = None,
-    webhook_secret: Annotated[str, typer.Option(
-        help="Secret that signs webhooks (Stripe-Signature v1).")] = "whsec_sandbox",
-    latency_ms: Annotated[int, typer.Option(
-        help="Delay every Stripe API answer by this many milliseconds.")] = 0,
-    fail_rate: Annotated[float, typer.Option(
-        help="Fraction (0..1) of Stripe API requests answered with a 500 api_error.")] = 0.0,
-    state: Annotated[Path | None, typer.Option(
-        help="JSON file to keep the sandbox's state in across restarts.")] = None,
+    webhook_url: Annotated[
+        list[str] | None,
+        typer.Option(help="Where to POST signed events; repeat for several endpoints."),
+    ] = None,
+    webhook_secret: Annotated[
+        str, typer.Option(help="Secret that signs webhooks (Stripe-Signature v1).")
+    ] = "whsec_sandbox",
+    latency_ms: Annotated[
+        int, typer.Option(help="Delay every Stripe API answer by this many milliseconds.")
+    ] = 0,
+    fail_rate: Annotated[
+        float,
+        typer.Option(help="Fraction (0..1) of Stripe API requests answered with a 500 api_error."),
+    ] = 0.0,
+    state: Annotated[
+        Path | None, typer.Option(help="JSON file to keep the sandbox's state in across restarts.")
+    ] = None,
 ) -> None:
     """Run a local Stripe-compatible server for offline runs, demos and tests.
 
@@ -36,13 +43,22 @@ def sandbox(
     from shopctl.sandbox.runner import run_sandbox
     from shopctl.sandbox.settings import SandboxSettings, SettingsError
 
-    settings = SandboxSettings(host=host, port=port, webhook_urls=list(webhook_url or []),
-                               webhook_secret=webhook_secret, latency_ms=latency_ms,
-                               fail_rate=fail_rate, state_file=state)
+    settings = SandboxSettings(
+        host=host,
+        port=port,
+        webhook_urls=list(webhook_url or []),
+        webhook_secret=webhook_secret,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        state_file=state,
+    )
     try:
         settings.validate()
-        typer.echo(f"Stripe sandbox on {settings.base_url()} (key: any sk_test_…; "
-                   f"webhooks: {', '.join(settings.webhook_urls) or 'none'})", err=True)
+        typer.echo(
+            f"Stripe sandbox on {settings.base_url()} (key: any sk_test_…; "
+            f"webhooks: {', '.join(settings.webhook_urls) or 'none'})",
+            err=True,
+        )
         run_sandbox(settings)
     except SettingsError as exc:
         typer.secho(f"Error: {exc}", fg="red", err=True)

@@ -22,8 +22,20 @@ def app_factory():
 def _start_sandbox(host: str, port: int, api_url: str, settings) -> None:
     """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop."""
     secret = settings.stripe_webhook_secrets[0]
-    command = [sys.executable, "-m", "shopctl", "sandbox", "--host", host, "--port", str(port),
-               "--webhook-url", f"{api_url}/api/v1/payment/webhook", "--webhook-secret", secret]
+    command = [
+        sys.executable,
+        "-m",
+        "shopctl",
+        "sandbox",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--webhook-url",
+        f"{api_url}/api/v1/payment/webhook",
+        "--webhook-secret",
+        secret,
+    ]
     process = subprocess.Popen(command)
     atexit.register(_stop, process)
     os.environ["STRIPE_API_BASE"] = f"http://{host}:{port}"
@@ -65,8 +77,9 @@ def _run(host: str, port: int, workers: int) -> None:
     app = loader.load()
     # One worker runs in this process: no manager to spawn, half the start-up time.
     single = workers == 1
-    app.prepare(host=host, port=port, workers=workers, access_log=False, motd=False,
-                single_process=single)
+    app.prepare(
+        host=host, port=port, workers=workers, access_log=False, motd=False, single_process=single
+    )
     if single:
         Sanic.serve_single(primary=app)
     else:

@@ -25,8 +25,9 @@ bp = Blueprint("stripe_v1", url_prefix="/v1")
 Handler = Callable[..., dict[str, Any]]
 
 
-def json_response(body: dict[str, Any] | str, status: int = 200,
-                  headers: dict[str, str] | None = None) -> HTTPResponse:
+def json_response(
+    body: dict[str, Any] | str, status: int = 200, headers: dict[str, str] | None = None
+) -> HTTPResponse:
     text = body if isinstance(body, str) else json.dumps(body, indent=2)
     return HTTPResponse(text, status=status, headers=headers, content_type="application/json")
 
@@ -51,16 +52,18 @@ def endpoint(handler: Handler) -> Callable[..., Any]:
         if inject:
             # Like a response lost on the way back: the request did run (and an idempotency
             # key will replay its real result), but the caller sees a 500.
-            failure = StripeError("An unknown error occurred (injected by the sandbox).",
-                                  status=500, type="api_error")
+            failure = StripeError(
+                "An unknown error occurred (injected by the sandbox).", status=500, type="api_error"
+            )
             return error_response(request, failure)
         return json_response(body, status, headers)
 
     return wrapped
 
 
-def _call(sb: Sandbox, request: Request, handler: Handler,
-          path: dict[str, str]) -> tuple[Any, int, dict[str, str]]:
+def _call(
+    sb: Sandbox, request: Request, handler: Handler, path: dict[str, str]
+) -> tuple[Any, int, dict[str, str]]:
     _authenticate(request)
     params = _params(request)
     key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
@@ -74,7 +77,9 @@ def _call(sb: Sandbox, request: Request, handler: Handler,
             raise StripeError(
                 "Keys for idempotent requests can only be used with the same parameters they "
                 f"were first used with. Try using a key other than '{key}' if you meant to "
-                "execute a different request.", type="idempotency_error")
+                "execute a different request.",
+                type="idempotency_error",
+            )
         return saved["body"], saved["status"], {"Idempotent-Replayed": "true"}
     if len(key) > 255:
         raise StripeError("Idempotency-Key must be at most 255 characters.")
@@ -84,8 +89,9 @@ def _call(sb: Sandbox, request: Request, handler: Handler,
     return text, status, {}
 
 
-def _run_once(handler: Handler, sb: Sandbox, params: dict[str, Any], origin: Origin,
-              path: dict[str, str]) -> tuple[str, int]:
+def _run_once(
+    handler: Handler, sb: Sandbox, params: dict[str, Any], origin: Origin, path: dict[str, str]
+) -> tuple[str, int]:
     """The first execution under a key: its answer is what every replay gets."""
     try:
         body, status = handler(sb, params, origin, **path), 200
@@ -103,11 +109,15 @@ def _authenticate(request: Request) -> None:
         raise StripeError(
             "You did not provide an API key. You need to provide your API key in the "
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
-            "YOUR_SECRET_KEY').", status=401)
+            "YOUR_SECRET_KEY').",
+            status=401,
+        )
     if scheme.lower() != "bearer" or not key.startswith(("sk_test_", "rk_test_")):
         shown = f"{key[:8]}****{key[-4:]}" if len(key) > 12 else "****"
-        raise StripeError(f"Invalid API Key provided: {shown} (the sandbox takes test keys "
-                          "only: sk_test_…)", status=401)
+        raise StripeError(
+            f"Invalid API Key provided: {shown} (the sandbox takes test keys only: sk_test_…)",
+            status=401,
+        )
     request.ctx.api_key = key
 
 
@@ -127,6 +137,7 @@ def _no_params(params: dict[str, Any]) -> None:
 
 # -- Checkout Sessions --------------------------------------------------------------------
 
+
 @bp.post("/checkout/sessions")
 @endpoint
 def create_session(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
@@ -136,8 +147,9 @@ def create_session(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[
 
 @bp.get("/checkout/sessions/<sid>")
 @endpoint
-def retrieve_session(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                     sid: str) -> dict[str, Any]:
+def retrieve_session(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, sid: str
+) -> dict[str, Any]:
     _no_params(params)
     session = sb.engine.find("checkout.session", unquote(sid), "checkout.session", "session")
     return listing.expand(sb.store, checkout.refresh(sb.engine, session), params)
@@ -146,38 +158,58 @@ def retrieve_session(sb: Sandbox, params: dict[str, Any], origin: Origin,
 @bp.get("/checkout/sessions")
 @endpoint
 def list_sessions(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
-    check_known(params, listing.PAGING | {"payment_intent", "status", "customer",
-                                          "customer_details", "payment_link", "subscription"})
+    check_known(
+        params,
+        listing.PAGING
+        | {
+            "payment_intent",
+            "status",
+            "customer",
+            "customer_details",
+            "payment_link",
+            "subscription",
+        },
+    )
     checkout.expire_due(sb.engine)
     status = get_str(params, "status", choices=("open", "complete", "expired"))
     intent = get_str(params, "payment_intent")
-    items = listing.filtered(sb.store.all("checkout.session"), lambda s: (
-        (status is None or s["status"] == status)
-        and (intent is None or s["payment_intent"] == intent)))
+    items = listing.filtered(
+        sb.store.all("checkout.session"),
+        lambda s: (
+            (status is None or s["status"] == status)
+            and (intent is None or s["payment_intent"] == intent)
+        ),
+    )
     page = listing.page(items, params, "/v1/checkout/sessions", "checkout.session")
     return listing.expand(sb.store, page, params)
 
 
 @bp.get("/checkout/sessions/<sid>/line_items")
 @endpoint
-def list_line_items(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                    sid: str) -> dict[str, Any]:
+def list_line_items(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, sid: str
+) -> dict[str, Any]:
     check_known(params, listing.PAGING - {"created"})
     session = sb.engine.find("checkout.session", unquote(sid), "checkout.session", "session")
-    return listing.page(sb.store.line_items[session["id"]], params,
-                        f"/v1/checkout/sessions/{session['id']}/line_items", "line item")
+    return listing.page(
+        sb.store.line_items[session["id"]],
+        params,
+        f"/v1/checkout/sessions/{session['id']}/line_items",
+        "line item",
+    )
 
 
 @bp.post("/checkout/sessions/<sid>/expire")
 @endpoint
-def expire_session(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                   sid: str) -> dict[str, Any]:
+def expire_session(sb: Sandbox, params: dict[str, Any], origin: Origin, sid: str) -> dict[str, Any]:
     _no_params(params)
-    return listing.expand(sb.store, checkout.expire_session(sb.engine, unquote(sid), origin),
-                          params)
+    return listing.expand(
+        sb.store, checkout.expire_session(sb.engine, unquote(sid), origin), params
+    )
 
 
 # -- PaymentIntents, charges, refunds -----------------------------------------------------
+
 
 @bp.post("/payment_intents")
 @endpoint
@@ -187,8 +219,9 @@ def create_intent(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[s
 
 @bp.get("/payment_intents/<pid>")
 @endpoint
-def retrieve_intent(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                    pid: str) -> dict[str, Any]:
+def retrieve_intent(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, pid: str
+) -> dict[str, Any]:
     check_known(params, frozenset({"client_secret"}))
     intent = sb.engine.find("payment_intent", unquote(pid), "payment_intent", "intent")
     return listing.expand(sb.store, intent, params)
@@ -198,31 +231,31 @@ def retrieve_intent(sb: Sandbox, params: dict[str, Any], origin: Origin,
 @endpoint
 def list_intents(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
     check_known(params, listing.PAGING | {"customer"})
-    page = listing.page(sb.store.all("payment_intent"), params, "/v1/payment_intents",
-                        "payment_intent")
+    page = listing.page(
+        sb.store.all("payment_intent"), params, "/v1/payment_intents", "payment_intent"
+    )
     return listing.expand(sb.store, page, params)
 
 
 @bp.post("/payment_intents/<pid>/confirm")
 @endpoint
-def confirm_intent(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                   pid: str) -> dict[str, Any]:
+def confirm_intent(sb: Sandbox, params: dict[str, Any], origin: Origin, pid: str) -> dict[str, Any]:
     intent = sb.engine.confirm_intent(unquote(pid), params, origin)
     return listing.expand(sb.store, intent, params)
 
 
 @bp.post("/payment_intents/<pid>/cancel")
 @endpoint
-def cancel_intent(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                  pid: str) -> dict[str, Any]:
+def cancel_intent(sb: Sandbox, params: dict[str, Any], origin: Origin, pid: str) -> dict[str, Any]:
     intent = sb.engine.cancel_intent(unquote(pid), params, origin)
     return listing.expand(sb.store, intent, params)
 
 
 @bp.get("/charges/<cid>")
 @endpoint
-def retrieve_charge(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                    cid: str) -> dict[str, Any]:
+def retrieve_charge(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, cid: str
+) -> dict[str, Any]:
     charge = sb.engine.find("charge", unquote(cid), "charge", "charge")
     return listing.expand(sb.store, charge, params)
 
@@ -235,8 +268,9 @@ def create_refund(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[s
 
 @bp.get("/refunds/<rid>")
 @endpoint
-def retrieve_refund(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                    rid: str) -> dict[str, Any]:
+def retrieve_refund(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, rid: str
+) -> dict[str, Any]:
     refund = sb.engine.find("refund", unquote(rid), "refund", "refund")
     return listing.expand(sb.store, refund, params)
 
@@ -246,13 +280,18 @@ def retrieve_refund(sb: Sandbox, params: dict[str, Any], origin: Origin,
 def list_refunds(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
     check_known(params, listing.PAGING | {"charge", "payment_intent"})
     charge, intent = get_str(params, "charge"), get_str(params, "payment_intent")
-    items = listing.filtered(sb.store.all("refund"), lambda r: (
-        (charge is None or r["charge"] == charge)
-        and (intent is None or r["payment_intent"] == intent)))
+    items = listing.filtered(
+        sb.store.all("refund"),
+        lambda r: (
+            (charge is None or r["charge"] == charge)
+            and (intent is None or r["payment_intent"] == intent)
+        ),
+    )
     return listing.expand(sb.store, listing.page(items, params, "/v1/refunds", "refund"), params)
 
 
 # -- Events -------------------------------------------------------------------------------
+
 
 @bp.get("/events")
 @endpoint
@@ -265,12 +304,11 @@ def list_events(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str
 
 @bp.get("/events/<eid>")
 @endpoint
-def retrieve_event(sb: Sandbox, params: dict[str, Any], origin: Origin,
-                   eid: str) -> dict[str, Any]:
+def retrieve_event(sb: Sandbox, params: dict[str, Any], origin: Origin, eid: str) -> dict[str, Any]:
     _no_params(params)
     event = sb.store.event(unquote(eid))
     if event is None:
-        raise StripeError(f"No such event: '{unquote(eid)}'", status=404,
-                          code="resource_missing", param="id")
+        raise StripeError(
+            f"No such event: '{unquote(eid)}'", status=404, code="resource_missing", param="id"
+        )
     return event
-

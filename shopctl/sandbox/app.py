@@ -95,14 +95,16 @@ async def _on_error(request: Request, exc: Exception) -> HTTPResponse:
     if isinstance(exc, StripeError):
         return api.error_response(request, exc)
     if isinstance(exc, NotFound | MethodNotAllowed):
-        error = StripeError(f"Unrecognized request URL ({request.method}: {request.path}).",
-                            status=404)
+        error = StripeError(
+            f"Unrecognized request URL ({request.method}: {request.path}).", status=404
+        )
     elif isinstance(exc, SanicException) and 400 <= exc.status_code < 500:
         error = StripeError(str(exc), status=exc.status_code)
     else:
         log.exception("sandbox error on %s %s", request.method, request.path, exc_info=exc)
-        error = StripeError("An unknown error occurred in the sandbox.", status=500,
-                            type="api_error")
+        error = StripeError(
+            "An unknown error occurred in the sandbox.", status=500, type="api_error"
+        )
     return api.error_response(request, error)
 
 

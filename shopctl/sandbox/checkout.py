@@ -20,27 +20,64 @@ from .params import (
     missing,
 )
 
-SESSION_CREATE = frozenset({
-    "adaptive_pricing", "after_expiration", "allow_promotion_codes",
-    "billing_address_collection", "cancel_url", "client_reference_id", "consent_collection",
-    "currency", "custom_fields", "custom_text", "customer", "customer_creation",
-    "customer_email", "customer_update", "discounts", "expires_at", "invoice_creation",
-    "line_items", "locale", "metadata", "mode", "payment_intent_data",
-    "payment_method_collection", "payment_method_configuration", "payment_method_options",
-    "payment_method_types", "phone_number_collection", "saved_payment_method_options",
-    "shipping_address_collection", "shipping_options", "submit_type", "success_url",
-    "tax_id_collection", "ui_mode",
-})
-INTENT_DATA = frozenset({
-    "metadata", "description", "receipt_email", "capture_method", "setup_future_usage",
-    "statement_descriptor", "statement_descriptor_suffix", "shipping", "transfer_group",
-})
+SESSION_CREATE = frozenset(
+    {
+        "adaptive_pricing",
+        "after_expiration",
+        "allow_promotion_codes",
+        "billing_address_collection",
+        "cancel_url",
+        "client_reference_id",
+        "consent_collection",
+        "currency",
+        "custom_fields",
+        "custom_text",
+        "customer",
+        "customer_creation",
+        "customer_email",
+        "customer_update",
+        "discounts",
+        "expires_at",
+        "invoice_creation",
+        "line_items",
+        "locale",
+        "metadata",
+        "mode",
+        "payment_intent_data",
+        "payment_method_collection",
+        "payment_method_configuration",
+        "payment_method_options",
+        "payment_method_types",
+        "phone_number_collection",
+        "saved_payment_method_options",
+        "shipping_address_collection",
+        "shipping_options",
+        "submit_type",
+        "success_url",
+        "tax_id_collection",
+        "ui_mode",
+    }
+)
+INTENT_DATA = frozenset(
+    {
+        "metadata",
+        "description",
+        "receipt_email",
+        "capture_method",
+        "setup_future_usage",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "shipping",
+        "transfer_group",
+    }
+)
 MIN_LIFETIME, MAX_LIFETIME = 30 * 60, 24 * 60 * 60
 OUTCOMES = ("succeeded", "declined", "async_pending", "async_succeeded", "async_failed")
 
 
-def create_session(engine: Engine, params: dict[str, Any], origin: Origin,
-                   base_url: str) -> dict[str, Any]:
+def create_session(
+    engine: Engine, params: dict[str, Any], origin: Origin, base_url: str
+) -> dict[str, Any]:
     check_known(params, SESSION_CREATE)
     mode = get_str(params, "mode", required=True, choices=("payment", "setup", "subscription"))
     if mode != "payment":
@@ -60,18 +97,31 @@ def create_session(engine: Engine, params: dict[str, Any], origin: Origin,
     intent_data = _intent_data(params)
     amount = sum(item["amount_total"] for item in items)
     if amount < 1:
-        raise StripeError("The Checkout Session's total amount must be at least 1.",
-                          code="amount_too_small", param="line_items")
+        raise StripeError(
+            "The Checkout Session's total amount must be at least 1.",
+            code="amount_too_small",
+            param="line_items",
+        )
     if amount > MAX_AMOUNT:
-        raise StripeError(f"The Checkout Session's total amount must be at most {MAX_AMOUNT}.",
-                          code="amount_too_large", param="line_items")
+        raise StripeError(
+            f"The Checkout Session's total amount must be at most {MAX_AMOUNT}.",
+            code="amount_too_large",
+            param="line_items",
+        )
     currency = items[0]["currency"]
     sid = shapes.new_id("cs_test_a1", 56)
-    intent = engine.new_intent(amount, currency, intent_data.pop("metadata"), intent_data,
-                               origin, session_id=sid)
+    intent = engine.new_intent(
+        amount, currency, intent_data.pop("metadata"), intent_data, origin, session_id=sid
+    )
     session = shapes.checkout_session(
-        sid, amount=amount, currency=currency, expires_at=expires_at,
-        url=f"{base_url}/checkout/pay/{sid}", payment_intent=intent["id"], fields=fields)
+        sid,
+        amount=amount,
+        currency=currency,
+        expires_at=expires_at,
+        url=f"{base_url}/checkout/pay/{sid}",
+        payment_intent=intent["id"],
+        fields=fields,
+    )
     engine.store.line_items[sid] = items
     return engine.store.put(session)
 
@@ -81,8 +131,9 @@ def _line_items(params: dict[str, Any]) -> list[dict[str, Any]]:
     if not raw:
         raise missing("line_items")
     if len(raw) > 100:
-        raise invalid("line_items", "A Checkout Session in payment mode takes at most 100 "
-                      "line items.")
+        raise invalid(
+            "line_items", "A Checkout Session in payment mode takes at most 100 line items."
+        )
     items = [_line_item(entry, f"line_items[{i}]") for i, entry in enumerate(raw)]
     if len({item["currency"] for item in items}) > 1:
         raise invalid("line_items", "All line items must use the same currency.")
@@ -92,25 +143,40 @@ def _line_items(params: dict[str, Any]) -> list[dict[str, Any]]:
 def _line_item(entry: Any, name: str) -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise invalid(name, f"Invalid object: {name} must be a hash")
-    check_known(entry, frozenset({"price", "price_data", "quantity", "adjustable_quantity",
-                                  "tax_rates", "dynamic_tax_rates"}))
+    check_known(
+        entry,
+        frozenset(
+            {
+                "price",
+                "price_data",
+                "quantity",
+                "adjustable_quantity",
+                "tax_rates",
+                "dynamic_tax_rates",
+            }
+        ),
+    )
     if get_str(entry, "price", f"{name}[price]"):
-        raise StripeError(f"No such price: '{entry['price']}' (the sandbox takes price_data "
-                          "only)", status=404, code="resource_missing", param=f"{name}[price]")
+        raise StripeError(
+            f"No such price: '{entry['price']}' (the sandbox takes price_data only)",
+            status=404,
+            code="resource_missing",
+            param=f"{name}[price]",
+        )
     price = get_map(entry, "price_data", f"{name}[price_data]")
     if not price:
         raise missing(f"{name}[price_data]")
     currency = check_currency(
         get_str(price, "currency", f"{name}[price_data][currency]", required=True),
-        f"{name}[price_data][currency]")
+        f"{name}[price_data][currency]",
+    )
     unit_amount = _unit_amount(price, f"{name}[price_data]")
     product = get_map(price, "product_data", f"{name}[price_data][product_data]")
     if not product:
         raise missing(f"{name}[price_data][product_data]")
     title = get_str(product, "name", f"{name}[price_data][product_data][name]", required=True)
     quantity = get_int(entry, "quantity", f"{name}[quantity]", required=True, minimum=1)
-    return shapes.line_item(currency, unit_amount, quantity, title,
-                            get_str(product, "description"))
+    return shapes.line_item(currency, unit_amount, quantity, title, get_str(product, "description"))
 
 
 def _unit_amount(price: dict[str, Any], name: str) -> int:
@@ -122,8 +188,11 @@ def _unit_amount(price: dict[str, Any], name: str) -> int:
         raise missing(f"{name}[unit_amount]")
     whole = re.fullmatch(r"(\d{1,15})(\.0*)?", decimal)
     if whole is None:
-        raise invalid(f"{name}[unit_amount_decimal]", "The sandbox takes whole-unit "
-                      "unit_amount_decimal values only.", "parameter_invalid_decimal")
+        raise invalid(
+            f"{name}[unit_amount_decimal]",
+            "The sandbox takes whole-unit unit_amount_decimal values only.",
+            "parameter_invalid_decimal",
+        )
     return int(whole.group(1))
 
 
@@ -132,11 +201,18 @@ def _expires_at(params: dict[str, Any], created: int) -> int:
     if expires_at is None:
         return created + MAX_LIFETIME
     if expires_at < created + MIN_LIFETIME:
-        raise invalid("expires_at", "The `expires_at` timestamp must be at least 30 minutes "
-                      "from Checkout Session creation.", None)
+        raise invalid(
+            "expires_at",
+            "The `expires_at` timestamp must be at least 30 minutes "
+            "from Checkout Session creation.",
+            None,
+        )
     if expires_at > created + MAX_LIFETIME:
-        raise invalid("expires_at", "The `expires_at` timestamp must be less than 24 hours "
-                      "from Checkout Session creation.", None)
+        raise invalid(
+            "expires_at",
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            None,
+        )
     return expires_at
 
 
@@ -144,12 +220,16 @@ def _intent_data(params: dict[str, Any]) -> dict[str, Any]:
     data = get_map(params, "payment_intent_data")
     for key in data:
         if key not in INTENT_DATA:
-            raise StripeError(f"Received unknown parameter: payment_intent_data[{key}]",
-                              code="parameter_unknown", param=f"payment_intent_data[{key}]")
-    return {"metadata": get_metadata(data, "metadata", "payment_intent_data[metadata]"),
-            "description": get_str(data, "description", "payment_intent_data[description]"),
-            "receipt_email": get_str(data, "receipt_email",
-                                     "payment_intent_data[receipt_email]")}
+            raise StripeError(
+                f"Received unknown parameter: payment_intent_data[{key}]",
+                code="parameter_unknown",
+                param=f"payment_intent_data[{key}]",
+            )
+    return {
+        "metadata": get_metadata(data, "metadata", "payment_intent_data[metadata]"),
+        "description": get_str(data, "description", "payment_intent_data[description]"),
+        "receipt_email": get_str(data, "receipt_email", "payment_intent_data[receipt_email]"),
+    }
 
 
 def _short(params: dict[str, Any], key: str, limit: int) -> str | None:
@@ -178,6 +258,7 @@ def _url(params: dict[str, Any], key: str) -> str | None:
 
 # -- life cycle ---------------------------------------------------------------------------
 
+
 def refresh(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:
     """Expire an open session whose `expires_at` has passed (Stripe does it within minutes)."""
     if session["status"] == "open" and session["expires_at"] <= shapes.now():
@@ -186,8 +267,11 @@ def refresh(engine: Engine, session: dict[str, Any]) -> dict[str, Any]:
 
 
 def expire_due(engine: Engine) -> int:
-    due = [s for s in engine.store.all("checkout.session")
-           if s["status"] == "open" and s["expires_at"] <= shapes.now()]
+    due = [
+        s
+        for s in engine.store.all("checkout.session")
+        if s["status"] == "open" and s["expires_at"] <= shapes.now()
+    ]
     for session in reversed(due):
         _expire(engine, session, AUTOMATIC)
     return len(due)
@@ -198,7 +282,9 @@ def expire_session(engine: Engine, sid: str, origin: Origin) -> dict[str, Any]:
     if session["status"] != "open":
         raise StripeError(
             'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
-            f'Session has a status of "{session["status"]}".', param="session")
+            f'Session has a status of "{session["status"]}".',
+            param="session",
+        )
     return _expire(engine, session, origin)
 
 
@@ -229,50 +315,74 @@ def pay(engine: Engine, sid: str, outcome: str, origin: Origin = AUTOMATIC) -> d
 
 
 def _state_error(session: dict[str, Any], why: str) -> StripeError:
-    return StripeError(f"Checkout Session {session['id']} {why}.", param="session",
-                       code="checkout_session_unexpected_state")
+    return StripeError(
+        f"Checkout Session {session['id']} {why}.",
+        param="session",
+        code="checkout_session_unexpected_state",
+    )
 
 
 def _complete(session: dict[str, Any], payment_status: str) -> None:
-    session.update(status="complete", payment_status=payment_status, url=None,
-                   customer_details=shapes.customer_details(session["customer_email"]))
+    session.update(
+        status="complete",
+        payment_status=payment_status,
+        url=None,
+        customer_details=shapes.customer_details(session["customer_email"]),
+    )
 
 
-def _succeeded(engine: Engine, session: dict[str, Any], intent: dict[str, Any],
-               origin: Origin) -> None:
+def _succeeded(
+    engine: Engine, session: dict[str, Any], intent: dict[str, Any], origin: Origin
+) -> None:
     engine.succeed(intent, origin, email=session["customer_email"])
     _complete(session, "paid")
     engine.emit("checkout.session.completed", session, origin)
 
 
-def _declined(engine: Engine, session: dict[str, Any], intent: dict[str, Any],
-              origin: Origin) -> None:
+def _declined(
+    engine: Engine, session: dict[str, Any], intent: dict[str, Any], origin: Origin
+) -> None:
     engine.decline(intent, origin)
 
 
-def _async_pending(engine: Engine, session: dict[str, Any], intent: dict[str, Any],
-                   origin: Origin) -> None:
+def _async_pending(
+    engine: Engine, session: dict[str, Any], intent: dict[str, Any], origin: Origin
+) -> None:
     engine.start_processing(intent, origin)
     _complete(session, "unpaid")
     engine.emit("checkout.session.completed", session, origin)
 
 
-def _async_succeeded(engine: Engine, session: dict[str, Any], intent: dict[str, Any],
-                     origin: Origin) -> None:
+def _async_succeeded(
+    engine: Engine, session: dict[str, Any], intent: dict[str, Any], origin: Origin
+) -> None:
     engine.succeed(intent, origin, email=session["customer_email"])
     session["payment_status"] = "paid"
     engine.emit("checkout.session.async_payment_succeeded", session, origin)
 
 
-def _async_failed(engine: Engine, session: dict[str, Any], intent: dict[str, Any],
-                  origin: Origin) -> None:
-    engine.fail(intent, origin, {
-        "type": "card_error", "code": "payment_intent_payment_attempt_failed",
-        "decline_code": None, "message": "The delayed payment failed.", "param": None,
-        "doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed"})
+def _async_failed(
+    engine: Engine, session: dict[str, Any], intent: dict[str, Any], origin: Origin
+) -> None:
+    engine.fail(
+        intent,
+        origin,
+        {
+            "type": "card_error",
+            "code": "payment_intent_payment_attempt_failed",
+            "decline_code": None,
+            "message": "The delayed payment failed.",
+            "param": None,
+            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-payment-attempt-failed",
+        },
+    )
     engine.emit("checkout.session.async_payment_failed", session, origin)
 
 
-_OUTCOME_STEPS = {"succeeded": _succeeded, "declined": _declined,
-                  "async_pending": _async_pending, "async_succeeded": _async_succeeded,
-                  "async_failed": _async_failed}
+_OUTCOME_STEPS = {
+    "succeeded": _succeeded,
+    "declined": _declined,
+    "async_pending": _async_pending,
+    "async_succeeded": _async_succeeded,
+    "async_failed": _async_failed,
+}

@@ -40,9 +40,14 @@ def _json_body(request: Request) -> dict[str, Any]:
 @bp.get("/health")
 async def health(request: Request) -> HTTPResponse:
     sb = _sandbox(request)
-    return json_response({"ok": True, "objects": len(sb.store.objects),
-                          "events": len(sb.store.events),
-                          "pending_deliveries": sb.deliverer.pending()})
+    return json_response(
+        {
+            "ok": True,
+            "objects": len(sb.store.objects),
+            "events": len(sb.store.events),
+            "pending_deliveries": sb.deliverer.pending(),
+        }
+    )
 
 
 @bp.get("/config")
@@ -77,8 +82,11 @@ async def expire(request: Request, sid: str) -> HTTPResponse:
 @bp.get("/deliveries")
 async def deliveries(request: Request) -> HTTPResponse:
     event_id, url = request.args.get("event_id"), request.args.get("url")
-    data = [d for d in _sandbox(request).store.deliveries
-            if (event_id is None or d["event_id"] == event_id) and (url is None or d["url"] == url)]
+    data = [
+        d
+        for d in _sandbox(request).store.deliveries
+        if (event_id is None or d["event_id"] == event_id) and (url is None or d["url"] == url)
+    ]
     return json_response({"object": "list", "data": data})
 
 

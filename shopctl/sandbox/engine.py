@@ -12,23 +12,57 @@ from . import shapes
 from .params import StripeError, check_known, get_bool, get_int, get_metadata, get_str, not_found
 from .store import Store
 
-INTENT_CREATE = frozenset({
-    "amount", "currency", "metadata", "description", "receipt_email", "capture_method",
-    "confirm", "payment_method", "payment_method_types", "automatic_payment_methods",
-    "customer", "statement_descriptor", "statement_descriptor_suffix", "setup_future_usage",
-    "return_url", "off_session", "confirmation_method", "use_stripe_sdk", "shipping",
-    "payment_method_options", "transfer_group",
-})
-INTENT_CONFIRM = frozenset({"payment_method", "receipt_email", "return_url", "off_session",
-                            "use_stripe_sdk", "payment_method_options", "capture_method"})
+INTENT_CREATE = frozenset(
+    {
+        "amount",
+        "currency",
+        "metadata",
+        "description",
+        "receipt_email",
+        "capture_method",
+        "confirm",
+        "payment_method",
+        "payment_method_types",
+        "automatic_payment_methods",
+        "customer",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "setup_future_usage",
+        "return_url",
+        "off_session",
+        "confirmation_method",
+        "use_stripe_sdk",
+        "shipping",
+        "payment_method_options",
+        "transfer_group",
+    }
+)
+INTENT_CONFIRM = frozenset(
+    {
+        "payment_method",
+        "receipt_email",
+        "return_url",
+        "off_session",
+        "use_stripe_sdk",
+        "payment_method_options",
+        "capture_method",
+    }
+)
 MAX_AMOUNT = 99_999_999  # Stripe's limit: eight digits of minor units
 CANCEL_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
-CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
-              "requires_action", "processing")
+CANCELABLE = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+)
 # Stripe's test payment methods that decline; anything else pays.
-DECLINING = {"pm_card_chargeDeclined": "generic_decline",
-             "pm_card_visa_chargeDeclined": "generic_decline",
-             "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"}
+DECLINING = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_visa_chargeDeclined": "generic_decline",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +81,13 @@ class Engine:
         self.store, self.on_event = store, on_event
 
     def emit(self, etype: str, obj: dict[str, Any], origin: Origin) -> dict[str, Any]:
-        event = shapes.event(etype, copy.deepcopy(obj), request_id=origin.request_id,
-                             idempotency_key=origin.idempotency_key, pending_webhooks=0)
+        event = shapes.event(
+            etype,
+            copy.deepcopy(obj),
+            request_id=origin.request_id,
+            idempotency_key=origin.idempotency_key,
+            pending_webhooks=0,
+        )
         self.store.add_event(event)
         self.on_event(event)
         return event
@@ -62,51 +101,88 @@ class Engine:
             raise not_found(name, oid, param)
         return obj
 
-    def new_intent(self, amount: int, currency: str, metadata: dict[str, str],
-                   fields: dict[str, Any], origin: Origin,
-                   session_id: str | None = None) -> dict[str, Any]:
-        intent = shapes.payment_intent(shapes.new_id("pi_"), amount=amount, currency=currency,
-                                       metadata=metadata, fields=fields)
+    def new_intent(
+        self,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        fields: dict[str, Any],
+        origin: Origin,
+        session_id: str | None = None,
+    ) -> dict[str, Any]:
+        intent = shapes.payment_intent(
+            shapes.new_id("pi_"), amount=amount, currency=currency, metadata=metadata, fields=fields
+        )
         if session_id:
             self.store.order_keys[intent["id"]] = session_id
         self.store.put(intent)
         self.emit("payment_intent.created", intent, origin)
         return intent
 
-    def succeed(self, intent: dict[str, Any], origin: Origin, email: str | None = None,
-                payment_method: str | None = None) -> dict[str, Any]:
+    def succeed(
+        self,
+        intent: dict[str, Any],
+        origin: Origin,
+        email: str | None = None,
+        payment_method: str | None = None,
+    ) -> dict[str, Any]:
         """Capture the money: the PI succeeds with a new charge. Emits both events."""
         pm = payment_method or intent["payment_method"] or shapes.new_id("pm_")
-        charge = shapes.charge(shapes.new_id("ch_"), intent=intent, payment_method=pm,
-                               email=email or intent["receipt_email"])
+        charge = shapes.charge(
+            shapes.new_id("ch_"),
+            intent=intent,
+            payment_method=pm,
+            email=email or intent["receipt_email"],
+        )
         self.store.put(charge)
         self.store.order_keys[charge["id"]] = self.order_key(intent["id"])
-        intent.update(status="succeeded", amount_received=intent["amount"],
-                      latest_charge=charge["id"], payment_method=pm, last_payment_error=None,
-                      processing=None, next_action=None)
+        intent.update(
+            status="succeeded",
+            amount_received=intent["amount"],
+            latest_charge=charge["id"],
+            payment_method=pm,
+            last_payment_error=None,
+            processing=None,
+            next_action=None,
+        )
         self.store.dirty = True
         self.emit("payment_intent.succeeded", intent, origin)
         self.emit("charge.succeeded", charge, origin)
         return charge
 
     def fail(self, intent: dict[str, Any], origin: Origin, error: dict[str, Any]) -> None:
-        intent.update(status="requires_payment_method", last_payment_error=error,
-                      payment_method=None, processing=None)
+        intent.update(
+            status="requires_payment_method",
+            last_payment_error=error,
+            payment_method=None,
+            processing=None,
+        )
         self.store.dirty = True
         self.emit("payment_intent.payment_failed", intent, origin)
 
-    def decline(self, intent: dict[str, Any], origin: Origin,
-                decline_code: str = "generic_decline",
-                payment_method: str | None = None) -> dict[str, Any]:
-        message = ("Your card has insufficient funds." if decline_code == "insufficient_funds"
-                   else "Your card was declined.")
+    def decline(
+        self,
+        intent: dict[str, Any],
+        origin: Origin,
+        decline_code: str = "generic_decline",
+        payment_method: str | None = None,
+    ) -> dict[str, Any]:
+        message = (
+            "Your card has insufficient funds."
+            if decline_code == "insufficient_funds"
+            else "Your card was declined."
+        )
         error = shapes.card_error(decline_code, message, payment_method or shapes.new_id("pm_"))
         self.fail(intent, origin, error)
         return error
 
     def start_processing(self, intent: dict[str, Any], origin: Origin) -> None:
-        intent.update(status="processing", payment_method=shapes.new_id("pm_"),
-                      last_payment_error=None, processing={"type": "card"})
+        intent.update(
+            status="processing",
+            payment_method=shapes.new_id("pm_"),
+            last_payment_error=None,
+            processing={"type": "card"},
+        )
         self.store.dirty = True
         self.emit("payment_intent.processing", intent, origin)
 
@@ -121,15 +197,21 @@ class Engine:
         check_known(params, INTENT_CREATE)
         amount = get_int(params, "amount", required=True, minimum=1)
         if amount > MAX_AMOUNT:
-            raise StripeError(f"Amount must be no more than {MAX_AMOUNT}.",
-                              code="amount_too_large", param="amount")
+            raise StripeError(
+                f"Amount must be no more than {MAX_AMOUNT}.",
+                code="amount_too_large",
+                param="amount",
+            )
         currency = check_currency(get_str(params, "currency", required=True), "currency")
         metadata = get_metadata(params)
         pm = get_str(params, "payment_method")
         get_str(params, "capture_method", choices=("automatic", "automatic_async"))
-        fields = {"description": get_str(params, "description"),
-                  "receipt_email": get_str(params, "receipt_email"), "payment_method": pm,
-                  "status": "requires_confirmation" if pm else "requires_payment_method"}
+        fields = {
+            "description": get_str(params, "description"),
+            "receipt_email": get_str(params, "receipt_email"),
+            "payment_method": pm,
+            "status": "requires_confirmation" if pm else "requires_payment_method",
+        }
         confirm = get_bool(params, "confirm")
         intent = self.new_intent(amount, currency, metadata, fields, origin)
         if confirm:
@@ -151,13 +233,20 @@ class Engine:
         if not pm:
             raise StripeError(
                 "You cannot confirm this PaymentIntent because it's missing a payment method. "
-                "Pass payment_method (e.g. pm_card_visa).", code="payment_intent_unexpected_state",
-                param="payment_method")
+                "Pass payment_method (e.g. pm_card_visa).",
+                code="payment_intent_unexpected_state",
+                param="payment_method",
+            )
         if pm in DECLINING:
             error = self.decline(intent, origin, DECLINING[pm], pm)
-            raise StripeError(error["message"], status=402, type="card_error",
-                              code="card_declined", decline_code=error["decline_code"],
-                              payment_intent=copy.deepcopy(intent))
+            raise StripeError(
+                error["message"],
+                status=402,
+                type="card_error",
+                code="card_declined",
+                decline_code=error["decline_code"],
+                payment_intent=copy.deepcopy(intent),
+            )
         self.succeed(intent, origin, payment_method=pm)
         return intent
 
@@ -176,21 +265,29 @@ class Engine:
             raise StripeError(
                 f"You cannot {action} this PaymentIntent because it belongs to a Checkout "
                 "Session. To cancel, expire the Checkout Session instead.",
-                code="payment_intent_unexpected_state", param="intent")
+                code="payment_intent_unexpected_state",
+                param="intent",
+            )
 
 
 def unexpected_state(intent: dict[str, Any], action: str) -> StripeError:
-    allowed = CANCELABLE if action == "cancel" else ("requires_payment_method",
-                                                     "requires_confirmation")
+    allowed = (
+        CANCELABLE if action == "cancel" else ("requires_payment_method", "requires_confirmation")
+    )
     return StripeError(
         f"You cannot {action} this PaymentIntent because it has a status of "
         f"{intent['status']}. Only a PaymentIntent with one of the following statuses may be "
-        f"{action}ed: {', '.join(allowed)}.", code="payment_intent_unexpected_state",
-        payment_intent=copy.deepcopy(intent))
+        f"{action}ed: {', '.join(allowed)}.",
+        code="payment_intent_unexpected_state",
+        payment_intent=copy.deepcopy(intent),
+    )
 
 
 def check_currency(value: str | None, param: str) -> str:
     if value is None or not re.fullmatch(r"[A-Za-z]{3}", value):
-        raise StripeError(f"Invalid currency: {value}. Use a three-letter ISO code.",
-                          code="parameter_invalid", param=param)
+        raise StripeError(
+            f"Invalid currency: {value}. Use a three-letter ISO code.",
+            code="parameter_invalid",
+            param=param,
+        )
     return value.lower()

@@ -15,8 +15,9 @@ PAGING = frozenset({"limit", "starting_after", "ending_before", "created"})
 _RANGE = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
 
 
-def page(items: list[dict[str, Any]], params: dict[str, Any], url: str,
-         kind: str) -> dict[str, Any]:
+def page(
+    items: list[dict[str, Any]], params: dict[str, Any], url: str, kind: str
+) -> dict[str, Any]:
     """`items` in list order (newest first); answers one page of Stripe's list envelope."""
     limit = get_int(params, "limit", minimum=1)
     limit = 10 if limit is None else limit
@@ -27,11 +28,11 @@ def page(items: list[dict[str, Any]], params: dict[str, Any], url: str,
     ids = [o["id"] for o in items]
     if params.get("starting_after"):
         start = _position(ids, params["starting_after"], kind, "starting_after") + 1
-        chunk = items[start:start + limit]
+        chunk = items[start : start + limit]
         has_more = start + limit < len(items)
     elif params.get("ending_before"):
         end = _position(ids, params["ending_before"], kind, "ending_before")
-        chunk = items[max(0, end - limit):end]
+        chunk = items[max(0, end - limit) : end]
         has_more = end - limit > 0
     else:
         chunk, has_more = items[:limit], len(items) > limit
@@ -55,14 +56,18 @@ def _created_filter(params: dict[str, Any]) -> Callable[[int], bool]:
     checks = []
     for op in bounds:
         if op not in _RANGE:
-            raise StripeError(f"Received unknown parameter: created[{op}]",
-                              code="parameter_unknown", param=f"created[{op}]")
+            raise StripeError(
+                f"Received unknown parameter: created[{op}]",
+                code="parameter_unknown",
+                param=f"created[{op}]",
+            )
         checks.append((_RANGE[op], get_int(bounds, op, f"created[{op}]", required=True)))
     return lambda created: all(check(created, limit) for check, limit in checks)
 
 
-def filtered(items: Iterable[dict[str, Any]],
-             predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+def filtered(
+    items: Iterable[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
     return [o for o in items if predicate(o)]
 
 
@@ -71,8 +76,7 @@ def event_filter(params: dict[str, Any], delivered: set[str]) -> Callable[[dict]
     check_known(params, PAGING | {"type", "types", "delivery_success"})
     types = [t for t in get_list(params, "types") if t]
     if params.get("type") and types:
-        raise invalid("types", "You may only specify one of these parameters: type, types.",
-                      None)
+        raise invalid("types", "You may only specify one of these parameters: type, types.", None)
     if len(types) > 20 or not all(isinstance(t, str) for t in types):
         raise invalid("types", "types must be a list of at most 20 event types", None)
     pattern = params.get("type") or None
@@ -88,6 +92,7 @@ def event_filter(params: dict[str, Any], delivered: set[str]) -> Callable[[dict]
         if pattern and not fnmatch.fnmatchcase(event["type"], pattern):
             return False
         return success in (None, "") or (event["id"] in delivered) == (success == "true")
+
     return keep
 
 
@@ -110,8 +115,9 @@ def expand(store: Store, obj: dict[str, Any], params: dict[str, Any]) -> dict[st
 def _expand_field(store: Store, obj: dict[str, Any], path: str) -> None:
     head, _, rest = path.partition(".")
     if head == "line_items" and obj.get("object") == "checkout.session":
-        obj["line_items"] = shapes.list_object(f"/v1/checkout/sessions/{obj['id']}/line_items",
-                                               store.line_items.get(obj["id"], []))
+        obj["line_items"] = shapes.list_object(
+            f"/v1/checkout/sessions/{obj['id']}/line_items", store.line_items.get(obj["id"], [])
+        )
         return
     value = obj.get(head)
     if isinstance(value, str) and value in store.objects:

@@ -15,10 +15,31 @@ if TYPE_CHECKING:
     from .app import Sandbox
 
 bp = Blueprint("checkout_page", url_prefix="/checkout/pay")
-ACTIONS = {"pay": "succeeded", "decline": "declined", "pay_delayed": "async_pending",
-           "complete_delayed": "async_succeeded", "fail_delayed": "async_failed"}
-_ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
-                 "vnd", "vuv", "xaf", "xof", "xpf"}
+ACTIONS = {
+    "pay": "succeeded",
+    "decline": "declined",
+    "pay_delayed": "async_pending",
+    "complete_delayed": "async_succeeded",
+    "fail_delayed": "async_failed",
+}
+_ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 _THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem}
 table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #ddd}
@@ -28,7 +49,7 @@ table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px 
 
 def money(amount: int, currency: str) -> str:
     exponent = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
-    return f"{amount / 10 ** exponent:,.{exponent}f} {currency.upper()}"
+    return f"{amount / 10**exponent:,.{exponent}f} {currency.upper()}"
 
 
 def _session(request: Request, sid: str) -> dict[str, Any] | None:
@@ -66,46 +87,64 @@ def _items(items: list[dict[str, Any]], session: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{escape(i['description'])}</td><td class=num>{i['quantity']}</td>"
         f"<td class=num>{money(i['price']['unit_amount'], i['currency'])}</td>"
-        f"<td class=num>{money(i['amount_total'], i['currency'])}</td></tr>" for i in items)
+        f"<td class=num>{money(i['amount_total'], i['currency'])}</td></tr>"
+        for i in items
+    )
     total = money(session["amount_total"], session["currency"])
-    return (f"<table><tr><th>Item</th><th class=num>Qty</th><th class=num>Price</th>"
-            f"<th class=num>Amount</th></tr>{rows}<tr><th colspan=3>Total</th>"
-            f"<th class=num id=total>{total}</th></tr></table>")
+    return (
+        f"<table><tr><th>Item</th><th class=num>Qty</th><th class=num>Price</th>"
+        f"<th class=num>Amount</th></tr>{rows}<tr><th colspan=3>Total</th>"
+        f"<th class=num id=total>{total}</th></tr></table>"
+    )
 
 
 def _state(session: dict[str, Any], intent: dict[str, Any]) -> str:
     status, sid = session["status"], escape(session["id"])
     if status == "expired":
         return "<p class=note id=status>This Checkout Session has expired.</p>" + _link(
-            session["cancel_url"], "Return to the shop")
+            session["cancel_url"], "Return to the shop"
+        )
     if status == "complete":
         return _complete(session, intent)
     error = intent.get("last_payment_error") or {}
-    note = (f"<p class='note error' id=status>{escape(error.get('message') or '')} "
-            "Try again.</p>") if error else ""
+    note = (
+        (f"<p class='note error' id=status>{escape(error.get('message') or '')} Try again.</p>")
+        if error
+        else ""
+    )
     cancel = _link(session["cancel_url"], "Cancel")
-    return (f"{note}<p>Sandbox card 4242 4242 4242 4242 — choose what the bank says:</p>"
-            f"{_button(sid, 'pay', 'Pay')}{_button(sid, 'decline', 'Decline')}"
-            f"{_button(sid, 'pay_delayed', 'Pay (delayed)')}{cancel}")
+    return (
+        f"{note}<p>Sandbox card 4242 4242 4242 4242 — choose what the bank says:</p>"
+        f"{_button(sid, 'pay', 'Pay')}{_button(sid, 'decline', 'Decline')}"
+        f"{_button(sid, 'pay_delayed', 'Pay (delayed)')}{cancel}"
+    )
 
 
 def _complete(session: dict[str, Any], intent: dict[str, Any]) -> str:
     sid = escape(session["id"])
-    back = _link((session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session["id"]),
-                 "Return to the shop")
+    back = _link(
+        (session["success_url"] or "").replace("{CHECKOUT_SESSION_ID}", session["id"]),
+        "Return to the shop",
+    )
     if intent.get("status") == "processing":
-        return ("<p class=note id=status>Your delayed payment is processing.</p>"
-                f"{_button(sid, 'complete_delayed', 'Complete delayed payment')}"
-                f"{_button(sid, 'fail_delayed', 'Fail delayed payment')}{back}")
+        return (
+            "<p class=note id=status>Your delayed payment is processing.</p>"
+            f"{_button(sid, 'complete_delayed', 'Complete delayed payment')}"
+            f"{_button(sid, 'fail_delayed', 'Fail delayed payment')}{back}"
+        )
     if session["payment_status"] == "paid":
         return "<p class=note id=status>This Checkout Session is complete: paid.</p>" + back
-    return ("<p class='note error' id=status>This Checkout Session is complete, but the delayed "
-            "payment failed.</p>" + back)
+    return (
+        "<p class='note error' id=status>This Checkout Session is complete, but the delayed "
+        "payment failed.</p>" + back
+    )
 
 
 def _button(sid: str, action: str, label: str) -> str:
-    return (f"<form method=post action='/checkout/pay/{sid}/{action}'>"
-            f"<button type=submit name=action value={action}>{escape(label)}</button></form>")
+    return (
+        f"<form method=post action='/checkout/pay/{sid}/{action}'>"
+        f"<button type=submit name=action value={action}>{escape(label)}</button></form>"
+    )
 
 
 def _link(url: str | None, label: str) -> str:
@@ -113,7 +152,9 @@ def _link(url: str | None, label: str) -> str:
 
 
 def _document(title: str, body: str) -> str:
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}"
-            f"</title><meta name=viewport content='width=device-width,initial-scale=1'>"
-            f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
-            f"<p><small>Stripe sandbox (test mode)</small></p>{body}</body></html>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}"
+        f"</title><meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+        f"<p><small>Stripe sandbox (test mode)</small></p>{body}</body></html>"
+    )

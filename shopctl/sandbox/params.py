@@ -15,15 +15,28 @@ COMMON = frozenset({"expand"})
 class StripeError(Exception):
     """An error answered as Stripe's `{"error": {...}}` with its HTTP status."""
 
-    def __init__(self, message: str, *, status: int = 400, type: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.type, self.code, self.param = status, type, code, param
         self.message, self.extra = message, extra
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.type, "code": self.code, "message": self.message,
-                                 "param": self.param, "doc_url": None}
+        error: dict[str, Any] = {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "doc_url": None,
+        }
         if self.code:
             error["doc_url"] = f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
         if request_id:
@@ -41,8 +54,7 @@ def invalid(param: str, message: str, code: str | None = "parameter_invalid") ->
 
 
 def not_found(kind: str, oid: str, param: str = "id") -> StripeError:
-    return StripeError(f"No such {kind}: '{oid}'", status=404, code="resource_missing",
-                       param=param)
+    return StripeError(f"No such {kind}: '{oid}'", status=404, code="resource_missing", param=param)
 
 
 def parse_form(raw: str) -> dict[str, Any]:
@@ -87,12 +99,18 @@ def _name(path: list[str]) -> str:
 def check_known(params: dict[str, Any], allowed: frozenset[str]) -> None:
     for key in params:
         if key not in allowed and key not in COMMON:
-            raise StripeError(f"Received unknown parameter: {key}", code="parameter_unknown",
-                              param=key)
+            raise StripeError(
+                f"Received unknown parameter: {key}", code="parameter_unknown", param=key
+            )
 
 
-def get_str(params: dict[str, Any], key: str, name: str | None = None,
-            required: bool = False, choices: tuple[str, ...] = ()) -> str | None:
+def get_str(
+    params: dict[str, Any],
+    key: str,
+    name: str | None = None,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+) -> str | None:
     name = name or key
     value = params.get(key)
     if value is None or value == "":
@@ -106,8 +124,13 @@ def get_str(params: dict[str, Any], key: str, name: str | None = None,
     return value
 
 
-def get_int(params: dict[str, Any], key: str, name: str | None = None,
-            required: bool = False, minimum: int | None = None) -> int | None:
+def get_int(
+    params: dict[str, Any],
+    key: str,
+    name: str | None = None,
+    required: bool = False,
+    minimum: int | None = None,
+) -> int | None:
     name = name or key
     text = get_str(params, key, name, required)
     if text is None:
@@ -116,8 +139,9 @@ def get_int(params: dict[str, Any], key: str, name: str | None = None,
         raise invalid(name, f"Invalid integer: {text}", "parameter_invalid_integer")
     value = int(text)
     if minimum is not None and value < minimum:
-        raise invalid(name, f"Invalid {name}: must be at least {minimum}",
-                      "parameter_invalid_integer")
+        raise invalid(
+            name, f"Invalid {name}: must be at least {minimum}", "parameter_invalid_integer"
+        )
     return value
 
 
@@ -153,8 +177,9 @@ def get_list(params: dict[str, Any], key: str) -> list[Any]:
     return value
 
 
-def get_metadata(params: dict[str, Any], key: str = "metadata",
-                 name: str | None = None) -> dict[str, str]:
+def get_metadata(
+    params: dict[str, Any], key: str = "metadata", name: str | None = None
+) -> dict[str, str]:
     """Stripe's metadata rules: ≤50 string keys of ≤40 chars, values ≤500 chars."""
     name = name or key
     metadata = get_map(params, key, name)
@@ -162,6 +187,9 @@ def get_metadata(params: dict[str, Any], key: str = "metadata",
         raise invalid(name, "Invalid metadata: at most 50 keys are allowed")
     for k, v in metadata.items():
         if not isinstance(v, str) or len(k) > 40 or len(v) > 500:
-            raise invalid(f"{name}[{k}]", "Invalid metadata: keys are at most 40 characters "
-                          "and values strings of at most 500 characters")
+            raise invalid(
+                f"{name}[{k}]",
+                "Invalid metadata: keys are at most 40 characters "
+                "and values strings of at most 500 characters",
+            )
     return {k: v for k, v in metadata.items() if v != ""}

@@ -8,9 +8,21 @@ from . import shapes
 from .engine import Engine, Origin
 from .params import StripeError, check_known, get_int, get_metadata, get_str, invalid
 
-REFUND_CREATE = frozenset({"payment_intent", "charge", "amount", "reason", "metadata",
-                           "refund_application_fee", "reverse_transfer", "instructions_email",
-                           "currency", "customer", "origin"})
+REFUND_CREATE = frozenset(
+    {
+        "payment_intent",
+        "charge",
+        "amount",
+        "reason",
+        "metadata",
+        "refund_application_fee",
+        "reverse_transfer",
+        "instructions_email",
+        "currency",
+        "customer",
+        "origin",
+    }
+)
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
 
@@ -19,16 +31,27 @@ def create_refund(engine: Engine, params: dict[str, Any], origin: Origin) -> dic
     charge = _charge_to_refund(engine, params)
     remaining = charge["amount"] - charge["amount_refunded"]
     if remaining <= 0:
-        raise StripeError(f"Charge {charge['id']} has already been refunded.",
-                          code="charge_already_refunded", param="charge")
+        raise StripeError(
+            f"Charge {charge['id']} has already been refunded.",
+            code="charge_already_refunded",
+            param="charge",
+        )
     amount = get_int(params, "amount", minimum=1)
     amount = remaining if amount is None else amount
     if amount > remaining:
-        raise invalid("amount", f"Refund amount ({_money(amount, charge)}) is greater than "
-                      f"unrefunded amount on charge ({_money(remaining, charge)})", None)
-    refund = shapes.refund(shapes.new_id("re_"), charge_obj=charge, amount=amount,
-                           reason=get_str(params, "reason", choices=REASONS),
-                           metadata=get_metadata(params))
+        raise invalid(
+            "amount",
+            f"Refund amount ({_money(amount, charge)}) is greater than "
+            f"unrefunded amount on charge ({_money(remaining, charge)})",
+            None,
+        )
+    refund = shapes.refund(
+        shapes.new_id("re_"),
+        charge_obj=charge,
+        amount=amount,
+        reason=get_str(params, "reason", choices=REASONS),
+        metadata=get_metadata(params),
+    )
     engine.store.order_keys[refund["id"]] = engine.order_key(charge["id"])
     engine.store.put(refund)
     charge["amount_refunded"] += amount
@@ -43,17 +66,23 @@ def _charge_to_refund(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:
     charge_id = get_str(params, "charge")
     intent_id = get_str(params, "payment_intent")
     if not charge_id and not intent_id:
-        raise StripeError("One of the following params should be provided for this request: "
-                          "payment_intent or charge.", code="parameter_missing",
-                          param="payment_intent")
+        raise StripeError(
+            "One of the following params should be provided for this request: "
+            "payment_intent or charge.",
+            code="parameter_missing",
+            param="payment_intent",
+        )
     if intent_id:
         intent = engine.find("payment_intent", intent_id, "payment_intent", "payment_intent")
         if intent["status"] != "succeeded" or not intent["latest_charge"]:
-            raise StripeError(f"This PaymentIntent ({intent_id}) does not have a successful "
-                              "charge to refund.", param="payment_intent")
+            raise StripeError(
+                f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+                param="payment_intent",
+            )
         if charge_id and charge_id != intent["latest_charge"]:
-            raise invalid("charge", f"Charge {charge_id} does not belong to PaymentIntent "
-                          f"{intent_id}.", None)
+            raise invalid(
+                "charge", f"Charge {charge_id} does not belong to PaymentIntent {intent_id}.", None
+            )
         charge_id = intent["latest_charge"]
     return engine.find("charge", charge_id, "charge", "charge")
 

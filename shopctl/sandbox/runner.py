@@ -17,10 +17,19 @@ def run_sandbox(settings: SandboxSettings) -> None:
     settings.validate()
     app = create_sandbox_app(settings)
     _log_to_stderr().info(
-        "Stripe sandbox on %s; webhooks to %s", settings.base_url(),
-        ", ".join(settings.webhook_urls) or "(none)")
-    app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
-            motd=False, debug=False, auto_reload=False)
+        "Stripe sandbox on %s; webhooks to %s",
+        settings.base_url(),
+        ", ".join(settings.webhook_urls) or "(none)",
+    )
+    app.run(
+        host=settings.host,
+        port=settings.port,
+        single_process=True,
+        access_log=False,
+        motd=False,
+        debug=False,
+        auto_reload=False,
+    )
 
 
 def _log_to_stderr() -> logging.Logger:

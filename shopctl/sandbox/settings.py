@@ -94,13 +94,20 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Runtime:
-        return cls(list(settings.webhook_urls), settings.webhook_secret,
-                   settings.webhooks_enabled, settings.latency_ms, settings.fail_rate)
+        return cls(
+            list(settings.webhook_urls),
+            settings.webhook_secret,
+            settings.webhooks_enabled,
+            settings.latency_ms,
+            settings.fail_rate,
+        )
 
     def update(self, changes: dict[str, object]) -> None:
         """Validate every change first, then apply them all (or none)."""
-        checked = {name: _RUNTIME_CHECKS[name](value) if name in _RUNTIME_CHECKS
-                   else _unknown(name) for name, value in changes.items()}
+        checked = {
+            name: _RUNTIME_CHECKS[name](value) if name in _RUNTIME_CHECKS else _unknown(name)
+            for name, value in changes.items()
+        }
         for name, value in checked.items():
             setattr(self, name, value)
 
@@ -128,7 +135,10 @@ def _check_count(value: object) -> int:
 
 
 _RUNTIME_CHECKS = {
-    "webhook_urls": check_urls, "webhook_secret": check_secret,
-    "webhooks_enabled": _check_flag, "latency_ms": check_latency,
-    "fail_rate": check_fail_rate, "fail_next": _check_count,
+    "webhook_urls": check_urls,
+    "webhook_secret": check_secret,
+    "webhooks_enabled": _check_flag,
+    "latency_ms": check_latency,
+    "fail_rate": check_fail_rate,
+    "fail_next": _check_count,
 }

@@ -86,8 +86,12 @@ class Persister:
             self.store.load(self.path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             raise SettingsError(f"state file {self.path} is not a sandbox state: {exc}") from exc
-        log.info("sandbox state loaded from %s (%d objects, %d events)", self.path,
-                 len(self.store.objects), len(self.store.events))
+        log.info(
+            "sandbox state loaded from %s (%d objects, %d events)",
+            self.path,
+            len(self.store.objects),
+            len(self.store.events),
+        )
 
     async def run(self) -> None:
         while True:

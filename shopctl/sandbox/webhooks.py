@@ -28,8 +28,9 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
 class Deliverer:
     """One queue per (URL, Checkout Session): a slow or failing session never reorders another."""
 
-    def __init__(self, store: Store, runtime: Runtime, backoffs: tuple[float, ...],
-                 timeout: float) -> None:
+    def __init__(
+        self, store: Store, runtime: Runtime, backoffs: tuple[float, ...], timeout: float
+    ) -> None:
         self.store, self.runtime = store, runtime
         self.backoffs, self.timeout = backoffs, timeout
         self._chains: dict[tuple[str, str], deque[tuple[dict[str, Any], bytes]]] = {}
@@ -75,9 +76,11 @@ class Deliverer:
         return False
 
     async def _attempt(self, url: str, event: dict[str, Any], body: bytes, attempt: int) -> bool:
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                   "Stripe-Signature": sign(body, self.runtime.webhook_secret, int(time.time()))}
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": sign(body, self.runtime.webhook_secret, int(time.time())),
+        }
         started, status, error = time.monotonic(), None, None
         try:
             response = await self._http().post(url, content=body, headers=headers)
@@ -85,10 +88,19 @@ class Deliverer:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
-        self.store.add_delivery({
-            "event_id": event["id"], "event_type": event["type"], "url": url,
-            "attempt": attempt, "status": status, "error": error, "ok": ok,
-            "at": time.time(), "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        self.store.add_delivery(
+            {
+                "event_id": event["id"],
+                "event_type": event["type"],
+                "url": url,
+                "attempt": attempt,
+                "status": status,
+                "error": error,
+                "ok": ok,
+                "at": time.time(),
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            }
+        )
         return ok
 
     def _http(self) -> httpx.AsyncClient:

@@ -25,26 +25,43 @@ def list_events(search: EventSearch) -> list[StripeEvent]:
 def check_webhooks(report: Report) -> None:
     """FAILED events, events stored but never processed, and the processing lag."""
     failed = StripeEvent.select().where(StripeEvent.status == "FAILED").count()
-    report.add("webhooks", failed == 0, f"{failed} FAILED event(s)" if failed else "no failures",
-               "shopctl events replay --failed")
+    report.add(
+        "webhooks",
+        failed == 0,
+        f"{failed} FAILED event(s)" if failed else "no failures",
+        "shopctl events replay --failed",
+    )
     cutoff = utcnow() - STALE_RECEIVED
-    stuck = (StripeEvent.select()
-             .where((StripeEvent.status == "RECEIVED") & (StripeEvent.received_at < cutoff))
-             .count())
-    report.add("webhook queue", stuck == 0,
-               f"{stuck} event(s) stored but never processed" if stuck else "nothing stuck",
-               "shopctl events replay <id> for each (see events list --status RECEIVED)")
+    stuck = (
+        StripeEvent.select()
+        .where((StripeEvent.status == "RECEIVED") & (StripeEvent.received_at < cutoff))
+        .count()
+    )
+    report.add(
+        "webhook queue",
+        stuck == 0,
+        f"{stuck} event(s) stored but never processed" if stuck else "nothing stuck",
+        "shopctl events replay <id> for each (see events list --status RECEIVED)",
+    )
     lags = processing_lags()
     if lags:
         worst, typical = max(lags), sorted(lags)[len(lags) // 2]
-        report.add("webhook lag", True, f"median {typical:.1f}s, worst {worst:.1f}s "
-                   f"from Stripe's creation to processed (last {len(lags)} events)")
+        report.add(
+            "webhook lag",
+            True,
+            f"median {typical:.1f}s, worst {worst:.1f}s "
+            f"from Stripe's creation to processed (last {len(lags)} events)",
+        )
 
 
 def processing_lags(sample: int = 500) -> list[float]:
     """Seconds from an event's creation at Stripe to our processing, most recent first."""
-    query = (StripeEvent.select(StripeEvent.stripe_created_at, StripeEvent.processed_at)
-             .where(StripeEvent.processed_at.is_null(False)
-                    & StripeEvent.stripe_created_at.is_null(False))
-             .order_by(StripeEvent.processed_at.desc()).limit(sample))
+    query = (
+        StripeEvent.select(StripeEvent.stripe_created_at, StripeEvent.processed_at)
+        .where(
+            StripeEvent.processed_at.is_null(False) & StripeEvent.stripe_created_at.is_null(False)
+        )
+        .order_by(StripeEvent.processed_at.desc())
+        .limit(sample)
+    )
     return [max(0.0, (done - created).total_seconds()) for created, done in query.tuples()]

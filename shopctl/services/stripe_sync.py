@@ -48,9 +48,15 @@ class SyncSummary:
     warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"since": self.since.isoformat() + "Z", "seen": self.seen,
-                "alreadyKnown": self.already_known, "processed": self.processed,
-                "ignored": self.ignored, "failed": self.failed, "warnings": self.warnings}
+        return {
+            "since": self.since.isoformat() + "Z",
+            "seen": self.seen,
+            "alreadyKnown": self.already_known,
+            "processed": self.processed,
+            "ignored": self.ignored,
+            "failed": self.failed,
+            "warnings": self.warnings,
+        }
 
 
 def _sync_start(since: timedelta | None, now: datetime) -> datetime:
@@ -63,11 +69,15 @@ def _sync_start(since: timedelta | None, now: datetime) -> datetime:
 def _fetch(settings: Settings, start: datetime) -> list[dict]:
     import stripe
 
-    params = {"created": {"gte": int(start.replace(tzinfo=UTC).timestamp())}, "limit": 100,
-              "types": sorted(HANDLERS)}
+    params = {
+        "created": {"gte": int(start.replace(tzinfo=UTC).timestamp())},
+        "limit": 100,
+        "types": sorted(HANDLERS),
+    }
     try:
-        events = [event.to_dict() for event in
-                  gateway.list_events(settings, params).auto_paging_iter()]
+        events = [
+            event.to_dict() for event in gateway.list_events(settings, params).auto_paging_iter()
+        ]
     except stripe.StripeError as exc:
         raise gateway.provider_error(exc) from None
     return sorted(events, key=lambda event: (event.get("created", 0), event["id"]))
@@ -79,8 +89,10 @@ def sync_events(settings: Settings, since: timedelta | None = None) -> SyncSumma
     start = _sync_start(since, now)
     summary = SyncSummary(since=start)
     if now - start > RETENTION_WARNING:
-        summary.warnings.append("the gap nears Stripe's 30-day event retention: "
-                                "run payments reconcile for anything older")
+        summary.warnings.append(
+            "the gap nears Stripe's 30-day event retention: "
+            "run payments reconcile for anything older"
+        )
     newest = start
     for event in _fetch(settings, max(start, now - RETENTION)):
         summary.seen += 1
@@ -130,8 +142,14 @@ class Discrepancy:
     stripe_refunded: int | None = None
 
     def as_json(self) -> dict:
-        return {"orderId": self.order_id, "paymentId": self.payment_id, "kind": self.kind,
-                "detail": self.detail, "fix": self.fix, "applied": self.applied}
+        return {
+            "orderId": self.order_id,
+            "paymentId": self.payment_id,
+            "kind": self.kind,
+            "detail": self.detail,
+            "fix": self.fix,
+            "applied": self.applied,
+        }
 
 
 OPEN_STATUSES = (UNPAID, PROCESSING, EXPIRED, CANCELED, FAILED)
@@ -139,26 +157,44 @@ OPEN_STATUSES = (UNPAID, PROCESSING, EXPIRED, CANCELED, FAILED)
 
 def _candidates(window: timedelta) -> list[tuple[Order, Payment]]:
     since = utcnow() - window
-    query = (Payment.select(Payment, Order).join(Order)
-             .where(Payment.session_id.is_null(False) & (Order.created_at >= since)
-                    & Order.status.in_((*OPEN_STATUSES, PAID))))
+    query = (
+        Payment.select(Payment, Order)
+        .join(Order)
+        .where(
+            Payment.session_id.is_null(False)
+            & (Order.created_at >= since)
+            & Order.status.in_((*OPEN_STATUSES, PAID))
+        )
+    )
     return [(payment.order, payment) for payment in query]
 
 
 def _session_gap(order: Order, payment: Payment, session: dict) -> Discrepancy | None:
     paid = session.get("payment_status") == "paid"
     if session.get("amount_total") not in (None, payment.amount_cents):
-        return Discrepancy(order.id, payment.id, "amount-mismatch",
-                           f"Stripe {session.get('amount_total')} vs ours {payment.amount_cents}",
-                           "investigate: the session does not match the order")
+        return Discrepancy(
+            order.id,
+            payment.id,
+            "amount-mismatch",
+            f"Stripe {session.get('amount_total')} vs ours {payment.amount_cents}",
+            "investigate: the session does not match the order",
+        )
     if paid and order.status in OPEN_STATUSES and payment.late_outcome is None:
-        return Discrepancy(order.id, payment.id, "paid-at-stripe",
-                           f"paid at Stripe, {order.status} here",
-                           "shopctl payments reconcile --apply")
+        return Discrepancy(
+            order.id,
+            payment.id,
+            "paid-at-stripe",
+            f"paid at Stripe, {order.status} here",
+            "shopctl payments reconcile --apply",
+        )
     if session.get("status") == "expired" and order.status == UNPAID:
-        return Discrepancy(order.id, payment.id, "expired-at-stripe",
-                           "session expired at Stripe, UNPAID here",
-                           "shopctl payments reconcile --apply")
+        return Discrepancy(
+            order.id,
+            payment.id,
+            "expired-at-stripe",
+            "session expired at Stripe, UNPAID here",
+            "shopctl payments reconcile --apply",
+        )
     return None
 
 
@@ -169,9 +205,14 @@ def _refund_gap(settings: Settings, order: Order, payment: Payment) -> Discrepan
     charge = intent.get("latest_charge")
     refunded = charge.get("amount_refunded") if isinstance(charge, dict) else None
     if isinstance(refunded, int) and refunded > payment.refunded_cents:
-        return Discrepancy(order.id, payment.id, "refunded-at-stripe",
-                           f"{refunded} refunded at Stripe, {payment.refunded_cents} here",
-                           "shopctl payments reconcile --apply", stripe_refunded=refunded)
+        return Discrepancy(
+            order.id,
+            payment.id,
+            "refunded-at-stripe",
+            f"{refunded} refunded at Stripe, {payment.refunded_cents} here",
+            "shopctl payments reconcile --apply",
+            stripe_refunded=refunded,
+        )
     return None
 
 
@@ -192,8 +233,9 @@ def _apply(settings: Settings, gap: Discrepancy, session: dict) -> None:
     gap.applied = True
 
 
-def reconcile(settings: Settings, *, apply: bool = False,
-              window: timedelta = RETENTION) -> list[Discrepancy]:
+def reconcile(
+    settings: Settings, *, apply: bool = False, window: timedelta = RETENTION
+) -> list[Discrepancy]:
     """Every difference between our recent payments and Stripe; `apply` fixes them."""
     import stripe
 

@@ -41,11 +41,18 @@ class Report:
 def check_configuration(settings: Settings, report: Report) -> None:
     insecure = settings.insecure_settings()
     if settings.is_production and insecure:
-        report.add("configuration", False, "default or missing: " + ", ".join(insecure),
-                   "set them in the environment or .env")
+        report.add(
+            "configuration",
+            False,
+            "default or missing: " + ", ".join(insecure),
+            "set them in the environment or .env",
+        )
     elif insecure:
-        report.add("configuration", True, f"{settings.env}; development defaults for "
-                   + ", ".join(insecure))
+        report.add(
+            "configuration",
+            True,
+            f"{settings.env}; development defaults for " + ", ".join(insecure),
+        )
     else:
         report.add("configuration", True, f"{settings.env}; all secrets set")
 
@@ -54,15 +61,23 @@ def check_database(report: Report) -> bool:
     try:
         db.ping()
     except DatabaseError as exc:
-        report.add("database", False, f"unreachable ({type(exc).__name__})",
-                   "check DATABASE_URL and that the server is running")
+        report.add(
+            "database",
+            False,
+            f"unreachable ({type(exc).__name__})",
+            "check DATABASE_URL and that the server is running",
+        )
         return False
     kind = "PostgreSQL" if db.is_postgres() else "SQLite"
     report.add("database", True, f"{kind} reachable")
     pending = [name for name, applied in db.migration_status() if applied is None]
     if pending:
-        report.add("migrations", False, f"{len(pending)} pending: " + ", ".join(pending),
-                   "run: shopctl migrate")
+        report.add(
+            "migrations",
+            False,
+            f"{len(pending)} pending: " + ", ".join(pending),
+            "run: shopctl migrate",
+        )
         return False
     report.add("migrations", True, "schema up to date")
     return True

@@ -52,13 +52,20 @@ class Listener:
 
     def types(self, object_id: str | None = None, path: str = "/hook") -> list[str]:
         with self.lock:
-            return [e.type for p, e in self.events if p == path and (
-                object_id is None or _related(e, object_id))]
+            return [
+                e.type
+                for p, e in self.events
+                if p == path and (object_id is None or _related(e, object_id))
+            ]
 
-    def wait_types(self, count: int, object_id: str | None = None, path: str = "/hook",
-                   timeout: float = 5.0) -> list[str]:
-        wait_until(lambda: len(self.types(object_id, path)) >= count, timeout,
-                   f"{count} webhooks for {object_id or 'any object'} at {path}")
+    def wait_types(
+        self, count: int, object_id: str | None = None, path: str = "/hook", timeout: float = 5.0
+    ) -> list[str]:
+        wait_until(
+            lambda: len(self.types(object_id, path)) >= count,
+            timeout,
+            f"{count} webhooks for {object_id or 'any object'} at {path}",
+        )
         return self.types(object_id, path)
 
     def find(self, etype: str, object_id: str) -> stripe.Event:
@@ -82,7 +89,8 @@ def _handler_for(listener: Listener) -> type[BaseHTTPRequestHandler]:
                     return self._answer(500, b'{"error": "planned failure"}')
             try:
                 event = stripe.Webhook.construct_event(
-                    body, self.headers.get("Stripe-Signature"), SECRET)
+                    body, self.headers.get("Stripe-Signature"), SECRET
+                )
             except (stripe.SignatureVerificationError, ValueError) as exc:
                 with listener.lock:
                     listener.bad_signatures.append(str(exc))
@@ -157,9 +165,17 @@ def listener(listener_server: Listener) -> Listener:
 def sandbox(sandbox_proc: Sandbox, listener: Listener) -> Sandbox:
     assert sandbox_proc.proc.poll() is None, "the sandbox process died"
     sandbox_proc.control("reset")
-    sandbox_proc.control("config", {
-        "webhook_urls": [f"{listener.url}/hook"], "webhook_secret": SECRET,
-        "webhooks_enabled": True, "latency_ms": 0, "fail_rate": 0.0, "fail_next": 0})
+    sandbox_proc.control(
+        "config",
+        {
+            "webhook_urls": [f"{listener.url}/hook"],
+            "webhook_secret": SECRET,
+            "webhooks_enabled": True,
+            "latency_ms": 0,
+            "fail_rate": 0.0,
+            "fail_next": 0,
+        },
+    )
     listener.clear()  # a retry of the previous test may have landed before the reset
     return sandbox_proc
 

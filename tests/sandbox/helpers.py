@@ -45,8 +45,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "
 
 def start_process(args: list[str], port: int) -> subprocess.Popen:
     """Start a sandbox process and wait until it answers on `port`."""
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
     def ready() -> bool:
         if proc.poll() is not None:
@@ -75,10 +80,22 @@ def session_params(**overrides: Any) -> dict[str, Any]:
     params = {
         "mode": "payment",
         "line_items": [
-            {"quantity": 2, "price_data": {"currency": "usd", "unit_amount": 1250,
-                                           "product_data": {"name": "T-shirt"}}},
-            {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 500,
-                                           "product_data": {"name": "Mug & <Co>"}}},
+            {
+                "quantity": 2,
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 1250,
+                    "product_data": {"name": "T-shirt"},
+                },
+            },
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 500,
+                    "product_data": {"name": "Mug & <Co>"},
+                },
+            },
         ],
         "metadata": {"orderId": "ord-1", "paymentId": "pay-1"},
         "client_reference_id": "ord-1",

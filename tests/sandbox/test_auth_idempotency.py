@@ -39,8 +39,12 @@ def test_same_key_and_parameters_replay_the_first_response(client):
 
 def test_the_replay_is_byte_for_byte_with_the_same_status(sandbox):
     headers = {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "raw-1"}
-    body = {"amount": "700", "currency": "usd", "payment_method": "pm_card_chargeDeclined",
-            "confirm": "true"}
+    body = {
+        "amount": "700",
+        "currency": "usd",
+        "payment_method": "pm_card_chargeDeclined",
+        "confirm": "true",
+    }
     first = sandbox.http.post(f"{sandbox.url}/v1/payment_intents", data=body, headers=headers)
     again = sandbox.http.post(f"{sandbox.url}/v1/payment_intents", data=body, headers=headers)
 
@@ -54,8 +58,9 @@ def test_same_key_with_other_parameters_is_an_idempotency_error(client):
     client.v1.checkout.sessions.create(session_params(), {"idempotency_key": "k-1"})
 
     with pytest.raises(stripe.IdempotencyError) as err:
-        client.v1.checkout.sessions.create(session_params(client_reference_id="other"),
-                                           {"idempotency_key": "k-1"})
+        client.v1.checkout.sessions.create(
+            session_params(client_reference_id="other"), {"idempotency_key": "k-1"}
+        )
     assert err.value.http_status == 400
     assert len(client.v1.checkout.sessions.list().data) == 1
 
@@ -71,14 +76,16 @@ def test_a_rejected_request_is_not_remembered(client):
 
 def test_every_response_has_a_request_id(sandbox):
     for url in ("/v1/events", "/_sandbox/health", "/checkout/pay/cs_test_missing", "/v1/nope"):
-        response = sandbox.http.get(f"{sandbox.url}{url}",
-                                    headers={"Authorization": f"Bearer {API_KEY}"})
+        response = sandbox.http.get(
+            f"{sandbox.url}{url}", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
         assert response.headers["Request-Id"].startswith("req_"), url
 
 
 def test_an_unknown_route_is_a_stripe_404(client, sandbox):
-    response = sandbox.http.post(f"{sandbox.url}/v1/customers",
-                          headers={"Authorization": f"Bearer {API_KEY}"})
+    response = sandbox.http.post(
+        f"{sandbox.url}/v1/customers", headers={"Authorization": f"Bearer {API_KEY}"}
+    )
 
     assert response.status_code == 404
     assert response.json()["error"]["message"].startswith("Unrecognized request URL")

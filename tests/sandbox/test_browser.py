@@ -10,8 +10,14 @@ import pytest
 from tests.sandbox.helpers import session_params
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +41,16 @@ def page(browser):
 
 def test_pay_in_the_browser_lands_on_success_and_the_webhook_arrives(client, listener, page):
     success = f"{listener.url}/success?session_id={{CHECKOUT_SESSION_ID}}"
-    session = client.v1.checkout.sessions.create(session_params(
-        success_url=success, cancel_url=f"{listener.url}/cancel"))
+    session = client.v1.checkout.sessions.create(
+        session_params(success_url=success, cancel_url=f"{listener.url}/cancel")
+    )
 
     page.goto(session.url)
     assert page.locator("#total").inner_text() == "30.00 USD"
     assert page.get_by_text("Mug & <Co>").count() == 1
     assert page.get_by_role("link", name="Cancel").get_attribute("href") == (
-        f"{listener.url}/cancel")
+        f"{listener.url}/cancel"
+    )
     with page.expect_navigation():
         page.get_by_role("button", name="Pay", exact=True).click()
 
@@ -54,8 +62,9 @@ def test_pay_in_the_browser_lands_on_success_and_the_webhook_arrives(client, lis
 
 
 def test_decline_then_delayed_payment_in_the_browser(client, listener, page):
-    session = client.v1.checkout.sessions.create(session_params(
-        success_url=f"{listener.url}/success"))
+    session = client.v1.checkout.sessions.create(
+        session_params(success_url=f"{listener.url}/success")
+    )
     page.goto(session.url)
 
     page.get_by_role("button", name="Decline").click()
@@ -66,9 +75,14 @@ def test_decline_then_delayed_payment_in_the_browser(client, listener, page):
     assert "paid" in page.locator("#status").inner_text()
 
     assert listener.wait_types(7, session.payment_intent) == [
-        "payment_intent.created", "payment_intent.payment_failed", "payment_intent.processing",
-        "checkout.session.completed", "payment_intent.succeeded", "charge.succeeded",
-        "checkout.session.async_payment_succeeded"]
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+        "checkout.session.async_payment_succeeded",
+    ]
 
 
 def test_an_expired_session_page_says_so(client, sandbox, page):

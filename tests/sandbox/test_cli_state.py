@@ -31,13 +31,16 @@ def run_cli(*flags: str):
     return CliRunner().invoke(app, list(flags))
 
 
-@pytest.mark.parametrize(("flags", "message"), [
-    (["--fail-rate", "1.5"], "fail_rate"),
-    (["--latency-ms", "-5"], "latency_ms"),
-    (["--webhook-url", "not a url"], "webhook URL"),
-    (["--port", "70000"], "port"),
-    (["--webhook-secret", " "], "secret"),
-])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--fail-rate", "1.5"], "fail_rate"),
+        (["--latency-ms", "-5"], "latency_ms"),
+        (["--webhook-url", "not a url"], "webhook URL"),
+        (["--port", "70000"], "port"),
+        (["--webhook-secret", " "], "secret"),
+    ],
+)
 def test_invalid_values_exit_2_with_a_clear_message(flags, message):
     result = run_cli(*flags)
 
@@ -47,10 +50,13 @@ def test_invalid_values_exit_2_with_a_clear_message(flags, message):
 
 
 def test_the_command_module_imports_no_heavy_library():
-    code = ("import sys, shopctl.commands.sandbox, shopctl.sandbox; "
-            "print(sorted(m for m in ('sanic', 'httpx', 'stripe') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=20)
+    code = (
+        "import sys, shopctl.commands.sandbox, shopctl.sandbox; "
+        "print(sorted(m for m in ('sanic', 'httpx', 'stripe') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20
+    )
 
     assert done.stdout.strip() == "[]", done.stderr
 

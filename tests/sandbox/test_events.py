@@ -14,8 +14,12 @@ PAY = ["payment_intent.succeeded", "charge.succeeded", "checkout.session.complet
 
 def _types_after_creation(client, session) -> list[str]:
     events = client.v1.events.list({"limit": 100}).auto_paging_iter()
-    related = [e for e in events if e.data.object.id in (session.id, session.payment_intent)
-               or e.data.object.to_dict().get("payment_intent") == session.payment_intent]
+    related = [
+        e
+        for e in events
+        if e.data.object.id in (session.id, session.payment_intent)
+        or e.data.object.to_dict().get("payment_intent") == session.payment_intent
+    ]
     return [e.type for e in reversed(related)][1:]  # drop payment_intent.created
 
 
@@ -55,9 +59,12 @@ def test_delayed_payment_that_succeeds(client, sandbox):
 
     sandbox.pay(session.id, "async_succeeded")
     assert _types_after_creation(client, session) == [
-        "payment_intent.processing", "checkout.session.completed",
-        "payment_intent.succeeded", "charge.succeeded",
-        "checkout.session.async_payment_succeeded"]
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+        "checkout.session.async_payment_succeeded",
+    ]
     completed = client.v1.events.list({"type": "checkout.session.completed"}).data[0]
     assert completed.data.object.payment_status == "unpaid"
     assert client.v1.checkout.sessions.retrieve(session.id).payment_status == "paid"
@@ -69,10 +76,14 @@ def test_delayed_payment_that_fails(client, sandbox):
     sandbox.pay(session.id, "async_failed")
 
     assert _types_after_creation(client, session) == [
-        "payment_intent.processing", "checkout.session.completed",
-        "payment_intent.payment_failed", "checkout.session.async_payment_failed"]
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "payment_intent.payment_failed",
+        "checkout.session.async_payment_failed",
+    ]
     assert client.v1.payment_intents.retrieve(session.payment_intent).status == (
-        "requires_payment_method")
+        "requires_payment_method"
+    )
 
 
 def test_expire_and_refund_events(client, sandbox):
@@ -88,10 +99,14 @@ def test_expire_and_refund_events(client, sandbox):
     client.v1.refunds.create({"payment_intent": paid.payment_intent, "amount": 500})
     refunded = client.v1.events.list({"type": "charge.refunded"}).data
     assert [(e.data.object.amount_refunded, e.data.object.refunded) for e in refunded] == [
-        (1500, False), (1000, False)]
+        (1500, False),
+        (1000, False),
+    ]
     assert len(refunded[0].data.object.refunds.data) == 2
     assert [e.type for e in client.v1.events.list({"limit": 2}).data] == [
-        "refund.created", "charge.refunded"]
+        "refund.created",
+        "charge.refunded",
+    ]
 
 
 def test_a_wrong_outcome_for_the_state_is_refused(client, sandbox):
@@ -100,8 +115,10 @@ def test_a_wrong_outcome_for_the_state_is_refused(client, sandbox):
     assert response.status_code == 400
     sandbox.pay(session.id)
     assert sandbox_post(sandbox, f"sessions/{session.id}/pay", {}).status_code == 400
-    assert sandbox_post(sandbox, f"sessions/{session.id}/pay",
-                        {"outcome": "nonsense"}).status_code == 400
+    assert (
+        sandbox_post(sandbox, f"sessions/{session.id}/pay", {"outcome": "nonsense"}).status_code
+        == 400
+    )
 
 
 def sandbox_post(sandbox, path, body):
@@ -121,7 +138,9 @@ def test_list_filters(client, three_sessions_paid):
 
     assert len(client.v1.events.list({"type": "charge.succeeded"}).data) == 3
     assert {e.type for e in client.v1.events.list({"type": "payment_intent.*"}).data} == {
-        "payment_intent.created", "payment_intent.succeeded"}
+        "payment_intent.created",
+        "payment_intent.succeeded",
+    }
     both = client.v1.events.list({"types": ["charge.succeeded", "checkout.session.completed"]})
     assert len(both.data) == 6
     now = int(time.time())
@@ -146,8 +165,16 @@ def test_list_pages_newest_first(client, three_sessions_paid):
     assert [e.id for e in client.v1.events.list().data] == [e.id for e in everything[:10]]
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"limit": "ten"},
-                                    {"starting_after": "evt_missing"}, {"created": {"soon": 1}}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"starting_after": "evt_missing"},
+        {"created": {"soon": 1}},
+    ],
+)
 def test_bad_list_parameters(client, params):
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.events.list(params)

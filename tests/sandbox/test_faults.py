@@ -45,8 +45,9 @@ def test_fail_rate_one_fails_every_api_call_but_nothing_else(client, sandbox):
 
 
 def test_a_retried_create_reuses_its_key_and_makes_one_session(sandbox):
-    retrying = stripe.StripeClient(API_KEY, base_addresses={"api": sandbox.url},
-                                   max_network_retries=2)
+    retrying = stripe.StripeClient(
+        API_KEY, base_addresses={"api": sandbox.url}, max_network_retries=2
+    )
     sandbox.control("config", {"fail_next": 1})
 
     session = retrying.v1.checkout.sessions.create(session_params())

@@ -10,16 +10,23 @@ from tests.sandbox.helpers import load_fixture, session_params
 
 def test_create_confirm_and_retrieve_a_payment_intent(client):
     intent = client.v1.payment_intents.create(
-        {"amount": 1999, "currency": "EUR", "metadata": {"orderId": "o-7"}})
+        {"amount": 1999, "currency": "EUR", "metadata": {"orderId": "o-7"}}
+    )
     assert (intent.status, intent.currency, intent.latest_charge) == (
-        "requires_payment_method", "eur", None)
+        "requires_payment_method",
+        "eur",
+        None,
+    )
 
     paid = client.v1.payment_intents.confirm(intent.id, {"payment_method": "pm_card_visa"})
     assert (paid.status, paid.amount_received) == ("succeeded", 1999)
     charge = client.v1.charges.retrieve(paid.latest_charge)
     assert set(charge.to_dict()) == set(load_fixture("charge"))
     assert (charge.amount, charge.payment_intent, charge.metadata.orderId) == (
-        1999, intent.id, "o-7")
+        1999,
+        intent.id,
+        "o-7",
+    )
     assert client.v1.payment_intents.retrieve(intent.id).latest_charge == charge.id
 
 
@@ -41,7 +48,8 @@ def test_cancel_only_from_a_cancelable_status(client):
     assert canceled.canceled_at is not None
 
     paid = client.v1.payment_intents.create(
-        {"amount": 500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True})
+        {"amount": 500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+    )
     assert paid.status == "succeeded"
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.payment_intents.cancel(paid.id)
@@ -54,8 +62,9 @@ def test_a_checkout_sessions_intent_cannot_be_confirmed_or_canceled(client):
     with pytest.raises(stripe.InvalidRequestError, match="Checkout Session"):
         client.v1.payment_intents.cancel(session.payment_intent)
     with pytest.raises(stripe.InvalidRequestError, match="Checkout Session"):
-        client.v1.payment_intents.confirm(session.payment_intent,
-                                          {"payment_method": "pm_card_visa"})
+        client.v1.payment_intents.confirm(
+            session.payment_intent, {"payment_method": "pm_card_visa"}
+        )
 
 
 def test_payment_intent_bad_input(client):
@@ -80,10 +89,15 @@ def paid_session(client, sandbox):
 def test_partial_then_full_refund_then_refused(client, paid_session):
     intent = paid_session.payment_intent
     first = client.v1.refunds.create(
-        {"payment_intent": intent.id, "amount": 1000, "reason": "requested_by_customer"})
+        {"payment_intent": intent.id, "amount": 1000, "reason": "requested_by_customer"}
+    )
     assert set(first.to_dict()) == set(load_fixture("refund"))
     assert (first.id[:3], first.amount, first.status, first.charge) == (
-        "re_", 1000, "succeeded", intent.latest_charge)
+        "re_",
+        1000,
+        "succeeded",
+        intent.latest_charge,
+    )
     charge = client.v1.charges.retrieve(intent.latest_charge)
     assert (charge.amount_refunded, charge.refunded) == (1000, False)
 

@@ -30,8 +30,11 @@ def test_the_sessions_payment_intent_carries_payment_intent_data(client):
 
     assert set(intent.to_dict()) == set(load_fixture("payment_intent"))
     assert intent.metadata.to_dict() == {"orderId": "ord-1", "paymentId": "pay-1"}
-    assert (intent.amount, intent.currency, intent.status) == (3000, "usd",
-                                                               "requires_payment_method")
+    assert (intent.amount, intent.currency, intent.status) == (
+        3000,
+        "usd",
+        "requires_payment_method",
+    )
 
 
 def test_retrieve_list_and_expand(client):
@@ -39,7 +42,8 @@ def test_retrieve_list_and_expand(client):
     second = client.v1.checkout.sessions.create(session_params(client_reference_id="ord-2"))
 
     got = client.v1.checkout.sessions.retrieve(
-        first.id, {"expand": ["payment_intent", "line_items"]})
+        first.id, {"expand": ["payment_intent", "line_items"]}
+    )
     assert got.payment_intent.id == first.payment_intent
     assert [i.description for i in got.line_items.data] == ["T-shirt", "Mug & <Co>"]
     assert set(got.line_items.data[0].to_dict()) == set(load_fixture("checkout_session_line_item"))
@@ -64,7 +68,8 @@ def test_expire_only_while_open(client):
     assert 'status of "expired"' in err.value.user_message
     assert client.v1.payment_intents.retrieve(session.payment_intent).status == "canceled"
     assert [s.id for s in client.v1.checkout.sessions.list({"status": "expired"}).data] == [
-        session.id]
+        session.id
+    ]
 
 
 def test_a_paid_session_cannot_be_expired(client, sandbox):
@@ -98,22 +103,50 @@ def test_unknown_session_is_a_404_resource_missing(client):
     assert (err.value.http_status, err.value.code) == (404, "resource_missing")
 
 
-@pytest.mark.parametrize(("change", "param", "code"), [
-    ({"line_items": None}, "line_items", "parameter_missing"),
-    ({"mode": None}, "mode", "parameter_missing"),
-    ({"colour": "red"}, "colour", "parameter_unknown"),
-    ({"customer_email": "not-an-email"}, "customer_email", "email_invalid"),
-    ({"success_url": "javascript:alert(1)"}, "success_url", "url_invalid"),
-    ({"metadata": {"orderId": "x" * 501}}, "metadata[orderId]", "parameter_invalid"),
-    ({"payment_intent_data": {"metadta": {"a": "b"}}}, "payment_intent_data[metadta]",
-     "parameter_unknown"),
-    ({"line_items": [{"quantity": 1, "price_data": {
-        "currency": "usd", "unit_amount": "12.5", "product_data": {"name": "x"}}}]},
-     "line_items[0][price_data][unit_amount]", "parameter_invalid_integer"),
-    ({"line_items": [{"quantity": 1, "price_data": {
-        "currency": "usd", "unit_amount": 100, "product_data": {}}}]},
-     "line_items[0][price_data][product_data]", "parameter_missing"),
-])
+@pytest.mark.parametrize(
+    ("change", "param", "code"),
+    [
+        ({"line_items": None}, "line_items", "parameter_missing"),
+        ({"mode": None}, "mode", "parameter_missing"),
+        ({"colour": "red"}, "colour", "parameter_unknown"),
+        ({"customer_email": "not-an-email"}, "customer_email", "email_invalid"),
+        ({"success_url": "javascript:alert(1)"}, "success_url", "url_invalid"),
+        ({"metadata": {"orderId": "x" * 501}}, "metadata[orderId]", "parameter_invalid"),
+        (
+            {"payment_intent_data": {"metadta": {"a": "b"}}},
+            "payment_intent_data[metadta]",
+            "parameter_unknown",
+        ),
+        (
+            {
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": "usd",
+                            "unit_amount": "12.5",
+                            "product_data": {"name": "x"},
+                        },
+                    }
+                ]
+            },
+            "line_items[0][price_data][unit_amount]",
+            "parameter_invalid_integer",
+        ),
+        (
+            {
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {"currency": "usd", "unit_amount": 100, "product_data": {}},
+                    }
+                ]
+            },
+            "line_items[0][price_data][product_data]",
+            "parameter_missing",
+        ),
+    ],
+)
 def test_bad_parameters_get_a_stripe_shaped_400(client, change, param, code):
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.checkout.sessions.create(session_params(**change))
@@ -121,18 +154,35 @@ def test_bad_parameters_get_a_stripe_shaped_400(client, change, param, code):
     assert err.value.request_id.startswith("req_")
 
 
-@pytest.mark.parametrize("body", [
-    "mode=payment&line_items[0]=oops", "line_items[0][quantity]=1&line_items[0][quantity][x]=2",
-    "a]b=1", "line_items=%ff%fe", "expires_at=soon&mode=payment",
-    *(f"mode=payment&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd"
-      f"&line_items[0][price_data][product_data][name]=x&line_items[0][price_data]{tail}"
-      for tail in ("[unit_amount_decimal]=nan", "[unit_amount_decimal]=1e400",
-                   "[unit_amount]=99999999999999", "[unit_amount]=")),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "mode=payment&line_items[0]=oops",
+        "line_items[0][quantity]=1&line_items[0][quantity][x]=2",
+        "a]b=1",
+        "line_items=%ff%fe",
+        "expires_at=soon&mode=payment",
+        *(
+            f"mode=payment&line_items[0][quantity]=1&line_items[0][price_data][currency]=usd"
+            f"&line_items[0][price_data][product_data][name]=x&line_items[0][price_data]{tail}"
+            for tail in (
+                "[unit_amount_decimal]=nan",
+                "[unit_amount_decimal]=1e400",
+                "[unit_amount]=99999999999999",
+                "[unit_amount]=",
+            )
+        ),
+    ],
+)
 def test_malformed_forms_never_cause_a_500(sandbox, body):
-    response = sandbox.http.post(f"{sandbox.url}/v1/checkout/sessions", content=body, headers={
-        "Authorization": f"Bearer {API_KEY}",
-        "Content-Type": "application/x-www-form-urlencoded"})
+    response = sandbox.http.post(
+        f"{sandbox.url}/v1/checkout/sessions",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {API_KEY}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -140,12 +190,19 @@ def test_malformed_forms_never_cause_a_500(sandbox, body):
 
 
 def test_percent_encoded_brackets_are_the_same_as_literal_ones(sandbox):
-    body = ("mode=payment&line_items%5B0%5D%5Bquantity%5D=3&line_items%5B0%5D%5Bprice_data%5D"
-            "%5Bcurrency%5D=eur&line_items[0][price_data][unit_amount]=700&line_items%5B0%5D"
-            "[price_data][product_data][name]=Tea&metadata%5BorderId%5D=o-9")
-    response = sandbox.http.post(f"{sandbox.url}/v1/checkout/sessions", content=body, headers={
-        "Authorization": f"Bearer {API_KEY}",
-        "Content-Type": "application/x-www-form-urlencoded"})
+    body = (
+        "mode=payment&line_items%5B0%5D%5Bquantity%5D=3&line_items%5B0%5D%5Bprice_data%5D"
+        "%5Bcurrency%5D=eur&line_items[0][price_data][unit_amount]=700&line_items%5B0%5D"
+        "[price_data][product_data][name]=Tea&metadata%5BorderId%5D=o-9"
+    )
+    response = sandbox.http.post(
+        f"{sandbox.url}/v1/checkout/sessions",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {API_KEY}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
 
     assert response.status_code == 200, response.text
     session = response.json()

@@ -8,8 +8,12 @@ import time
 from tests.sandbox.helpers import SECRET, free_port, session_params, wait_until
 
 # Events of one session (they all name its PaymentIntent), as the listener sees them.
-PAY = ["payment_intent.created", "payment_intent.succeeded", "charge.succeeded",
-       "checkout.session.completed"]
+PAY = [
+    "payment_intent.created",
+    "payment_intent.succeeded",
+    "charge.succeeded",
+    "checkout.session.completed",
+]
 
 
 def test_each_button_delivers_its_events_in_order(client, sandbox, listener):
@@ -24,14 +28,25 @@ def test_each_button_delivers_its_events_in_order(client, sandbox, listener):
     sandbox.pay(failed.id, "async_failed")
 
     assert listener.wait_types(5, paid.payment_intent) == [
-        "payment_intent.created", "payment_intent.payment_failed", *PAY[1:]]
+        "payment_intent.created",
+        "payment_intent.payment_failed",
+        *PAY[1:],
+    ]
     assert listener.wait_types(6, delayed.payment_intent) == [
-        "payment_intent.created", "payment_intent.processing", "checkout.session.completed",
-        "payment_intent.succeeded", "charge.succeeded",
-        "checkout.session.async_payment_succeeded"]
+        "payment_intent.created",
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "payment_intent.succeeded",
+        "charge.succeeded",
+        "checkout.session.async_payment_succeeded",
+    ]
     assert listener.wait_types(5, failed.payment_intent) == [
-        "payment_intent.created", "payment_intent.processing", "checkout.session.completed",
-        "payment_intent.payment_failed", "checkout.session.async_payment_failed"]
+        "payment_intent.created",
+        "payment_intent.processing",
+        "checkout.session.completed",
+        "payment_intent.payment_failed",
+        "checkout.session.async_payment_failed",
+    ]
     assert listener.bad_signatures == []
     completed = listener.find("checkout.session.completed", paid.id)
     assert completed.data.object.payment_status == "paid"
@@ -59,10 +74,16 @@ def test_a_failing_endpoint_is_retried_and_order_is_kept(client, sandbox, listen
     created = client.v1.events.list({"type": "payment_intent.created"}).data[0]
     attempts = sandbox.deliveries(created.id)
     assert [(a["attempt"], a["status"], a["ok"]) for a in attempts] == [
-        (1, 500, False), (2, 500, False), (3, 200, True)]
+        (1, 500, False),
+        (2, 500, False),
+        (3, 200, True),
+    ]
     assert listener.attempts.count("/hook") == 6
-    wait_until(lambda: client.v1.events.retrieve(created.id).pending_webhooks == 0, 3,
-               "pending_webhooks to drop to 0")
+    wait_until(
+        lambda: client.v1.events.retrieve(created.id).pending_webhooks == 0,
+        3,
+        "pending_webhooks to drop to 0",
+    )
 
 
 def test_unreachable_endpoints_do_not_hold_up_others(client, sandbox, listener):
@@ -73,9 +94,11 @@ def test_unreachable_endpoints_do_not_hold_up_others(client, sandbox, listener):
 
     assert listener.wait_types(1, session.id, path="/other") == ["checkout.session.completed"]
     first = client.v1.events.list({"type": "payment_intent.created"}).data[0]
-    to_dead = wait_until(lambda: [d for d in sandbox.deliveries(first.id)
-                                  if d["url"] == dead and d["attempt"] == 4], 5,
-                         "all four attempts at the dead endpoint")
+    to_dead = wait_until(
+        lambda: [d for d in sandbox.deliveries(first.id) if d["url"] == dead and d["attempt"] == 4],
+        5,
+        "all four attempts at the dead endpoint",
+    )
     assert to_dead[0]["status"] is None and "Connect" in to_dead[0]["error"]
     assert client.v1.events.retrieve(first.id).pending_webhooks == 1
 
@@ -106,13 +129,21 @@ def test_a_new_secret_signs_new_deliveries(client, sandbox, listener):
 
 
 def test_the_control_config_rejects_bad_values(sandbox):
-    for bad in ({"fail_rate": 2}, {"latency_ms": -1}, {"webhook_urls": ["ftp://x"]},
-                {"webhooks_enabled": "yes"}, {"colour": "red"}):
+    for bad in (
+        {"fail_rate": 2},
+        {"latency_ms": -1},
+        {"webhook_urls": ["ftp://x"]},
+        {"webhooks_enabled": "yes"},
+        {"colour": "red"},
+    ):
         response = sandbox.http.post(f"{sandbox.url}/_sandbox/config", json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error"]["message"]
     config = sandbox.control("config", method="GET")
-    assert (config["fail_rate"], config["latency_ms"], config["webhook_secret"]) == (
-        0.0, 0, SECRET)
-    assert json.loads(sandbox.http.post(f"{sandbox.url}/_sandbox/config", content=b"{nope").text)[
-        "error"]["type"] == "invalid_request_error"
+    assert (config["fail_rate"], config["latency_ms"], config["webhook_secret"]) == (0.0, 0, SECRET)
+    assert (
+        json.loads(sandbox.http.post(f"{sandbox.url}/_sandbox/config", content=b"{nope").text)[
+            "error"
+        ]["type"]
+        == "invalid_request_error"
+    )
