@@ -32,6 +32,7 @@ PASSWORD = "Bench-Passw0rd!"
 USERS = 1000
 WEBHOOKS_PER_SECOND = 1500  # bodies prepared per second of the webhook scenario
 MIXED_WEBHOOKS_PER_SECOND = 200
+SALE_STOCK = 10_000  # units added to each product the order scenarios buy
 ALL = ("reads", "login", "pay-later", "webhook", "pay-now", "memory", "expire", "seed")
 
 
@@ -134,6 +135,7 @@ def setup(args, workdir: Path, db_name: str) -> scenarios.Context:
     users = dataset.insert_users(db_url, USERS, password_hash(int(env["BCRYPT_SALT_ROUNDS"])))
     catalog = dataset.catalog_ids(db_url)
     sale = [pid for pid, _ in dataset.sale_products(db_url, 50, 5000)]
+    dataset.restock(db_url, sale, SALE_STOCK)
     print(
         f"  database {db_name}: {len(catalog):,} products, {len(users):,} buyers "
         f"({time.perf_counter() - started:.1f}s)",

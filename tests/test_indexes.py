@@ -26,6 +26,7 @@ from tests.conftest import _pg_admin, _postgres_database
 
 MIGRATION = "0002_listing_and_search_indexes"
 COUNT_MIGRATION = "0003_product_count"
+FILLFACTOR_MIGRATION = "0004_product_fillfactor"
 LISTING_INDEX = {"createdAt": "product_listing_created", "priceCents": "product_listing_price"}
 TRIGRAM_INDEXES = {"product_name_trgm", "product_description_trgm"}
 OLD_INDEX = "product_created_at"
@@ -99,12 +100,22 @@ def test_the_product_count_starts_from_the_catalog_and_rolls_back(fresh_database
             (str(uuid.uuid4()), f"P{n}", archived, utcnow(), utcnow()),
         )
     live = 'SELECT "live" FROM "product_count"'
-    assert runner.up() == [COUNT_MIGRATION]
+    assert runner.up(COUNT_MIGRATION) == [COUNT_MIGRATION]
     assert fresh_database.execute_sql(live).fetchone() == (3,)
     assert runner.down() == [COUNT_MIGRATION]
     assert "product_count" not in fresh_database.get_tables()
-    assert runner.up() == [COUNT_MIGRATION]
+    assert runner.up(COUNT_MIGRATION) == [COUNT_MIGRATION]
     assert fresh_database.execute_sql(live).fetchone() == (3,)
+
+
+def test_product_pages_keep_room_for_stock_changes(fresh_database, backend_url):
+    postgres_only(backend_url)
+    runner = runner_for(fresh_database)
+    runner.up()
+    options = "SELECT reloptions FROM pg_class WHERE relname = 'product'"
+    assert fresh_database.execute_sql(options).fetchone() == (["fillfactor=80"],)
+    assert runner.down() == [FILLFACTOR_MIGRATION]
+    assert fresh_database.execute_sql(options).fetchone() == (None,)
 
 
 def test_without_pg_trgm_the_migration_says_what_to_run_and_changes_nothing(backend_url):
