@@ -11,10 +11,20 @@ import typer
 
 from shopctl.commands.common import console, handle_errors, usage_error
 
+# Sanic adds this variable to a server process's environment once its socket listens.
+# Adding a variable reallocates the C environment, and a thread reading it meanwhile
+# (libpq reads the PG* variables on every connect) can crash: a SIGSEGV in libc's getenv,
+# in a starting server's first thread, was seen once. Defined while the process has a
+# single thread, Sanic's later write only swaps the value in place.
+WORKER_VARIABLE = "SANIC_WORKER_PROCESS"
+
 
 def app_factory():
     """Sanic's AppLoader calls this in every worker; settings come from the environment."""
     from shopctl.api.app import create_app
+
+    if os.environ.get("SANIC_WORKER_NAME"):  # a worker process, not yet serving
+        os.environ.setdefault(WORKER_VARIABLE, "true")
 
     return create_app()
 
@@ -81,6 +91,7 @@ def _run(host: str, port: int, workers: int) -> None:
         host=host, port=port, workers=workers, access_log=False, motd=False, single_process=single
     )
     if single:
+        os.environ.setdefault(WORKER_VARIABLE, "true")
         Sanic.serve_single(primary=app)
     else:
         _stop_waiting_for_acks_on_shutdown()
