@@ -81,10 +81,12 @@ SQLITE_TRIGGER_NAMES = ("product_count_insert", "product_count_delete", "product
 
 def up(migrator, db):
     db.execute_sql(CREATE_TABLE)
-    db.execute_sql(FILL)
     postgres = isinstance(db, PostgresqlDatabase)
     for statement in POSTGRES_TRIGGERS if postgres else SQLITE_TRIGGERS:
         db.execute_sql(statement)
+    # Counted after the triggers exist: creating them locked product against writes
+    # until this migration commits, so no product can slip between count and trigger.
+    db.execute_sql(FILL)
 
 
 def down(migrator, db):
