@@ -201,7 +201,7 @@ MOVEMENT_INSERT = "INSERT INTO stock_movement (product_id, delta, reason, create
 def generated_rows(url: str, count: int, seed: int) -> list[tuple]:
     """The rows `products seed --count N --seed S` inserts, made by its own generator."""
     from shopctl import db
-    from shopctl.services import seeding
+    from shopctl.services.catalog import seeding
 
     db.init_database(url, max_connections=1)
     try:

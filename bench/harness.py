@@ -106,7 +106,7 @@ def mint_tokens(env: dict[str, str], users: list[tuple[str, str]]) -> list[str]:
     """Access tokens as a login would issue them, minus the bcrypt (one per buyer)."""
     from shopctl.config import Settings, parse_duration
     from shopctl.models import User
-    from shopctl.services.tokens import issue_access_token
+    from shopctl.services.accounts.tokens import issue_access_token
 
     settings = Settings(
         jwt_access_secret=env["JWT_ACCESS_SECRET"],

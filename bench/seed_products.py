@@ -31,7 +31,8 @@ from urllib.parse import unquote
 
 from shopctl import db
 from shopctl.models import Product, StockMovement
-from shopctl.services import catalog, seeding
+from shopctl.services.catalog import products as catalog
+from shopctl.services.catalog import seeding
 
 SCRATCH = "bench_product_copy"
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from shopctl.models import Order, Product, StockMovement, User, utcnow
 from shopctl.schemas import OrderCreate, validate
-from shopctl.services.ledger import order_stock_mismatches, stock_mismatches
-from shopctl.services.orders import place_order
-from shopctl.services.tokens import issue_access_token
+from shopctl.services.accounts.tokens import issue_access_token
+from shopctl.services.catalog.ledger import order_stock_mismatches, stock_mismatches
+from shopctl.services.orders.placement import place_order
 
 
 def make_user(email: str = "buyer@example.com", role: str = "USER") -> User:

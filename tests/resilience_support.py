@@ -21,7 +21,7 @@ import httpx
 
 from shopctl.models import ALL_MODELS, Order, OrderHistory, OrderItem, Payment, Product
 from shopctl.sandbox import shapes
-from shopctl.services.ledger import order_stock_mismatches, stock_mismatches
+from shopctl.services.catalog.ledger import order_stock_mismatches, stock_mismatches
 from tests.conftest import free_port
 
 # --- Stripe events, built from the sandbox's own object shapes -------------------------

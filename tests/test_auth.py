@@ -361,7 +361,7 @@ def _app_with_admin_probe(settings, backend_url):
 
 def test_guard_says_401_without_a_token_and_403_for_the_wrong_role(settings, backend_url):
     from shopctl.schemas import Login, Registration, validate
-    from shopctl.services import auth, users
+    from shopctl.services.accounts import auth, users
 
     def tokens_for(email: str) -> str:
         credentials = {"email": email, "password": PASSWORD}
@@ -384,7 +384,7 @@ def test_guard_says_401_without_a_token_and_403_for_the_wrong_role(settings, bac
 
 
 def test_catalog_writes_are_admin_only(http, server):
-    from shopctl.services import users
+    from shopctl.services.accounts import users
 
     user_token = signed_up(http, "user@example.com")["accessToken"]
     admin_token = signed_up(http, "admin@example.com")["accessToken"]

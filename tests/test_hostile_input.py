@@ -349,7 +349,7 @@ def test_login_from_a_cross_site_form_is_refused(server, settings, content_type)
     """A form can post `{"email":"…","password":"P=ss…"}` as text/plain: a "simple" request
     that browsers send cross-site without asking (login CSRF, cf. FastAPI CVE-2021-32677)."""
     from shopctl.models import User
-    from shopctl.services.auth import hash_password
+    from shopctl.services.accounts.auth import hash_password
 
     User.create(email="attacker@example.com", password_hash=hash_password(settings, "Pa=ss1!word"))
     body = b'{"email": "attacker@example.com", "password": "Pa=ss1!word"}'

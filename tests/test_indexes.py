@@ -21,7 +21,8 @@ from playhouse.migrations import Runner
 from shopctl import db as shop_db
 from shopctl.models import Order, Product, User, utcnow
 from shopctl.schemas import OrderSearch, ProductListQuery
-from shopctl.services import catalog, order_reports
+from shopctl.services.catalog import products as catalog
+from shopctl.services.orders import reports as order_reports
 from tests.conftest import _pg_admin, _postgres_database
 
 MIGRATION = "0002_listing_and_search_indexes"

@@ -7,9 +7,9 @@ import pytest
 from shopctl.db import write_transaction
 from shopctl.errors import Conflict
 from shopctl.models import Order, OrderHistory, Payment, Product, StockMovement
-from shopctl.services import lifecycle
-from shopctl.services.ledger import check_ledger, order_stock_mismatches, stock_mismatches
-from shopctl.services.system import Report
+from shopctl.services.catalog.ledger import check_ledger, order_stock_mismatches, stock_mismatches
+from shopctl.services.common import Report
+from shopctl.services.orders import lifecycle
 from tests.orders_support import (
     assert_ledger_consistent,
     make_overdue,

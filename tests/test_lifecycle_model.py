@@ -41,7 +41,11 @@ from shopctl.db import database, release_connection
 from shopctl.errors import Conflict, PaymentProviderError, ShopError
 from shopctl.models import ALL_MODELS, Order, Payment, StripeEvent, utcnow
 from shopctl.sandbox.shapes import new_id
-from shopctl.services import expiry, orders, payments, webhooks
+from shopctl.services.orders import expiry
+from shopctl.services.orders import placement as orders
+from shopctl.services.payments import webhooks
+from shopctl.services.payments.checkout import record_session
+from shopctl.services.payments.refunds import refund_order
 from tests.conftest import SANDBOX_KEY
 from tests.orders_support import make_product, make_user, place
 from tests.resilience_support import (
@@ -130,7 +134,7 @@ class LifeCycle(RuleBasedStateMachine):
     def _open_session(self, checkout: Checkout) -> None:
         checkout.session_id, checkout.session = new_id("cs_test_"), "open"
         expires = int((datetime.now(UTC) + timedelta(minutes=31)).timestamp())
-        payments.record_session(
+        record_session(
             checkout.payment_id,
             {
                 "id": checkout.session_id,
@@ -322,7 +326,7 @@ class LifeCycle(RuleBasedStateMachine):
         payment = Payment.get(Payment.order == checkout.order_id)
         left = payment.amount_cents - payment.refunded_cents
         try:
-            payments.refund_order(
+            refund_order(
                 self.shop,
                 checkout.order_id,
                 amount=None if full else max(1, left // 2),
@@ -461,7 +465,7 @@ def _paid_then_refunded_at_stripe(settings, *, decline_first: bool) -> tuple[Che
         session_id=new_id("cs_test_"),
         intent_id=new_id("pi_"),
     )
-    payments.record_session(checkout.payment_id, {"id": checkout.session_id, "url": None})
+    record_session(checkout.payment_id, {"id": checkout.session_id, "url": None})
     refunded = charge_object(checkout) | {
         "amount_refunded": checkout.amount,
         "refunded": True,

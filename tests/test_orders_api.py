@@ -269,7 +269,7 @@ def test_products_are_taken_line_by_line_where_update_returning_is_missing(
     app_client, buyer, mug, monkeypatch
 ):
     """SQLite before 3.35 has no RETURNING: the same answers, one UPDATE per line."""
-    from shopctl.services import lifecycle
+    from shopctl.services.orders import lifecycle
 
     monkeypatch.setattr(lifecycle, "_returning_supported", lambda: False)
     pen = make_product("Pen", price_cents=199, quantity=1)
@@ -468,7 +468,7 @@ def test_listing_pages_filters_and_counts(app_client, buyer, mug, settings):
 def _queries_to_list(user, limit: int) -> int:
     from shopctl.db import database
     from shopctl.schemas import OrderListQuery
-    from shopctl.services.orders import list_orders
+    from shopctl.services.orders.placement import list_orders
 
     executed = []
     original = database.obj.execute_sql

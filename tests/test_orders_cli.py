@@ -8,7 +8,7 @@ import time
 import pytest
 
 from shopctl.models import Order, OrderHistory, Payment, StockMovement
-from shopctl.services.expiry import expire_overdue
+from shopctl.services.orders.expiry import expire_overdue
 from tests.orders_support import (
     assert_ledger_consistent,
     bearer,

@@ -25,7 +25,7 @@ from shopctl.models import (
     new_id,
     utcnow,
 )
-from shopctl.services.expiry import expire_overdue
+from shopctl.services.orders.expiry import expire_overdue
 from tests.orders_support import (
     assert_ledger_consistent,
     bearer,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from shopctl.models import Product, ProductCount
-from shopctl.services.ledger import RECOUNT, check_product_count
-from shopctl.services.system import Report
+from shopctl.services.catalog.ledger import RECOUNT, check_product_count
+from shopctl.services.common import Report
 from tests.orders_support import bearer, make_product, make_user
 
 

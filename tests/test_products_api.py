@@ -10,7 +10,7 @@ import pytest
 from peewee import fn
 
 from shopctl.models import Order, OrderItem, Product, StockMovement, User, utcnow
-from shopctl.services.tokens import issue_access_token
+from shopctl.services.accounts.tokens import issue_access_token
 
 ANY_ID = "6f1f7d1c-0a55-4d3c-9a39-2b9f4a0a7c11"
 
@@ -401,7 +401,7 @@ def test_sorting(server, admin):
 )
 def test_prices_follow_the_currency_exponent(db, currency, price, cents):
     from shopctl.schemas import ProductCreate, validate
-    from shopctl.services.catalog import create_product
+    from shopctl.services.catalog.products import create_product
 
     payload = validate(ProductCreate, {"name": "Tea", "price": price})
     product = create_product(payload, currency)

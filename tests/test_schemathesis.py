@@ -10,7 +10,7 @@ import sys
 
 from shopctl.models import StripeEvent, User
 from shopctl.schemas import Registration, validate
-from shopctl.services import auth, tokens
+from shopctl.services.accounts import auth, tokens
 
 CHECKS = ",".join(
     (

@@ -327,16 +327,17 @@ def test_secrets_are_compared_in_constant_time():
     from stripe._util import secure_compare
 
     services = ROOT / "shopctl" / "services"
-    assert "bcrypt.checkpw" in _calls(services / "auth.py")
-    assert "WebhookSignature.verify_header" in _calls(services / "webhooks.py")
-    assert "jwt.decode" in _calls(services / "tokens.py")
-    assert "hmac.new" in _calls(services / "tokens.py")  # refresh tokens: keyed digests
+    assert "bcrypt.checkpw" in _calls(services / "accounts" / "auth.py")
+    assert "WebhookSignature.verify_header" in _calls(services / "payments" / "webhooks.py")
+    assert "jwt.decode" in _calls(services / "accounts" / "tokens.py")
+    # refresh tokens: keyed digests
+    assert "hmac.new" in _calls(services / "accounts" / "tokens.py")
     assert "secure_compare(" in inspect.getsource(WebhookSignature)
     assert "compare_digest" in inspect.getsource(secure_compare)
     assert "compare_digest" in inspect.getsource(HMACAlgorithm.verify)
     decode = next(
         n
-        for n in ast.walk(ast.parse((services / "tokens.py").read_text()))
+        for n in ast.walk(ast.parse((services / "accounts" / "tokens.py").read_text()))
         if isinstance(n, ast.Call) and ast.unparse(n.func) == "jwt.decode"
     )
     algorithms = next(k.value for k in decode.keywords if k.arg == "algorithms")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shopctl.schemas import Registration, validate
-from shopctl.services import auth
+from shopctl.services.accounts import auth
 from tests.conftest import WEBHOOK_SECRET
 
 PASSWORD, NEW_PASSWORD = "Str0ng!Pass", "Str0nger!Pass2"

@@ -15,7 +15,7 @@ PASSWORD = "Passw0rd!"
 
 def _login(settings, email: str) -> dict:
     from shopctl.schemas import Login, validate
-    from shopctl.services import auth
+    from shopctl.services.accounts import auth
 
     credentials = validate(Login, {"email": email, "password": PASSWORD})
     return auth.login(settings, credentials, "127.0.0.1")
@@ -120,7 +120,7 @@ def test_unknown_email_fails_with_exit_1(cli, command):
 
 def test_deactivate_revokes_sessions_and_blocks_login(cli, settings):
     from shopctl.errors import Unauthorized
-    from shopctl.services import auth
+    from shopctl.services.accounts import auth
 
     cli("users", "create", "a@example.com", "--password-stdin", input=f"{PASSWORD}\n")
     tokens = _login(settings, "a@example.com")

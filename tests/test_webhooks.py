@@ -192,7 +192,7 @@ def test_processing_failure_answers_5xx_stores_failed_and_replay_fixes_it(
 
 def _expire_in_db(order_id: str) -> None:
     from shopctl.db import write_transaction
-    from shopctl.services.lifecycle import lock_order, release_stock, transition
+    from shopctl.services.orders.lifecycle import lock_order, release_stock, transition
 
     with write_transaction():
         order = lock_order(order_id)

@@ -14,7 +14,7 @@ from shopctl.api.guards import authenticated, refuse_cross_site
 from shopctl.api.responses import ok
 from shopctl.config import Settings
 from shopctl.schemas import Login, PasswordChange, RefreshTokenBody
-from shopctl.services import auth
+from shopctl.services.accounts import auth
 
 api = Blueprint("auth", url_prefix="/auth")
 

@@ -18,7 +18,7 @@ from sanic import Request
 from shopctl.api.common import call
 from shopctl.config import Settings
 from shopctl.errors import Forbidden, Unauthorized
-from shopctl.services.tokens import authenticate
+from shopctl.services.accounts.tokens import authenticate
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

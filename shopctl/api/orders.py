@@ -11,8 +11,9 @@ from shopctl.api.guards import authenticated, call_as_user
 from shopctl.api.responses import ok
 from shopctl.errors import ShopError
 from shopctl.schemas import IdempotencyKey, OrderCreate, OrderListQuery, OrderRef, validate
-from shopctl.services import orders, payments
 from shopctl.services.common import iso
+from shopctl.services.orders import placement as orders
+from shopctl.services.payments import checkout, sessions
 
 api = Blueprint("orders", url_prefix="/order")
 
@@ -24,7 +25,7 @@ async def start_payment(request: Request, order_id: str) -> dict:
     loop, each database step runs in the thread pool.
     """
     settings, user = request.app.ctx.settings, request.ctx.user
-    return await payments.start_checkout(settings, user, order_id, partial(call, request))
+    return await checkout.start_checkout(settings, user, order_id, partial(call, request))
 
 
 def _order_id(order_id: str) -> str:
@@ -53,11 +54,11 @@ async def _place(request: Request, *, pay_later: bool):
         order, created = await call_as_user(request, place, payload.items, idempotency_key=key)
         extra, message = {"payLater": True}, "Order created (pay later)"
     else:
-        place = partial(payments.place_order_to_pay, settings)
+        place = partial(checkout.place_order_to_pay, settings)
         order, created, plan = await call_as_user(
             request, place, payload.items, idempotency_key=key
         )
-        extra = await payments.open_checkout(settings, plan, partial(call, request))
+        extra = await checkout.open_checkout(settings, plan, partial(call, request))
         message = "Order created successfully"
     data = {"orderId": order.id, "paymentId": order.payment.id, "expiresAt": iso(order.expires_at)}
     response = ok(data | extra, message, status=201)
@@ -89,7 +90,7 @@ async def pay_order(request: Request, order_id: str):
 async def cancel_order(request: Request, order_id: str):
     order = await call(
         request,
-        payments.cancel_order,
+        sessions.cancel_order,
         request.app.ctx.settings,
         _order_id(order_id),
         user=request.ctx.user,

@@ -9,8 +9,8 @@ from shopctl.api.common import call
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
 from shopctl.schemas import PaymentIdPath, validate
-from shopctl.services.payments import payment_status
-from shopctl.services.webhooks import receive
+from shopctl.services.payments.checkout import payment_status
+from shopctl.services.payments.webhooks import receive
 
 api = Blueprint("payments", url_prefix="/payment")
 

@@ -8,7 +8,7 @@ from shopctl.api.common import body, call, query
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
 from shopctl.schemas import ProductCreate, ProductListQuery, ProductUpdate
-from shopctl.services import catalog
+from shopctl.services.catalog import products as catalog
 
 api = Blueprint("products")
 

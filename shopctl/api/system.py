@@ -10,7 +10,7 @@ from sanic.response import json as json_response
 
 from shopctl.api.common import call
 from shopctl.api.responses import failure, ok
-from shopctl.services.system import database_ok
+from shopctl.services.system.checks import database_ok
 
 api = Blueprint("system")
 

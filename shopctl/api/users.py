@@ -8,7 +8,7 @@ from shopctl.api.common import body, call
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
 from shopctl.schemas import Registration
-from shopctl.services import auth
+from shopctl.services.accounts import auth
 
 api = Blueprint("users", url_prefix="/user")
 

@@ -15,7 +15,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     """
     from shopctl.config import load_settings
     from shopctl.db import init_database
-    from shopctl.services.doctor import run_checks
+    from shopctl.services.system.doctor import run_checks
 
     settings = load_settings()
     init_database(settings.database_url, max_connections=4)

@@ -43,7 +43,7 @@ def list_events(
     Example: shopctl events list --status FAILED --json
     """
     from shopctl.schemas import EventSearch, validate
-    from shopctl.services.event_log import list_events as query
+    from shopctl.services.payments.event_log import list_events as query
 
     search = validate(
         EventSearch,
@@ -79,7 +79,7 @@ def show(
 
     Example: shopctl events show evt_1NG8Du2eZvKYlo2CUI79vXWy
     """
-    from shopctl.services.webhooks import get_event
+    from shopctl.services.payments.webhooks import get_event
 
     bootstrap()
     row = get_event(event_id)
@@ -133,7 +133,7 @@ def replay(
 
     Examples: shopctl events replay --failed;  shopctl events replay --file evt.json --dry-run
     """
-    from shopctl.services import webhooks
+    from shopctl.services.payments import webhooks
 
     if sum(bool(choice) for choice in (event_ids, failed, file)) != 1:
         usage_error("give event ids, --failed or --file (exactly one of them)")
@@ -163,7 +163,7 @@ def sync(
     from datetime import timedelta
 
     from shopctl.config import parse_duration
-    from shopctl.services.stripe_sync import sync_events
+    from shopctl.services.payments.sync import sync_events
 
     window = None
     if since:

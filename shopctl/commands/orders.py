@@ -37,7 +37,7 @@ def list_orders(
     Example: shopctl orders list --status UNPAID --since 24h
     """
     from shopctl.schemas import OrderSearch, validate
-    from shopctl.services.order_reports import search_orders
+    from shopctl.services.orders.reports import search_orders
 
     filters = {"status": status, "user": user, "since": since, "limit": limit}
     search = validate(OrderSearch, {k: v for k, v in filters.items() if v is not None})
@@ -80,7 +80,7 @@ def show(
 
     Example: shopctl orders show 0b7c…-…
     """
-    from shopctl.services.order_reports import order_details
+    from shopctl.services.orders.reports import order_details
 
     order_id = _checked_id(order_id)
     bootstrap()
@@ -138,7 +138,7 @@ def cancel(
 
     Example: shopctl orders cancel 0b7c…-… --yes
     """
-    from shopctl.services.payments import cancel_order  # closes the Checkout Session first
+    from shopctl.services.payments.sessions import cancel_order  # closes the Checkout Session first
 
     order_id = _checked_id(order_id)
     settings = bootstrap()
@@ -166,7 +166,7 @@ def expire(
     Safe to run on several hosts at once. Exits 1 if any order failed.
     Example: * * * * * shopctl orders expire
     """
-    from shopctl.services.payments import expire_overdue  # closes Checkout Sessions first
+    from shopctl.services.payments.sessions import expire_overdue  # closes Checkout Sessions first
 
     settings = bootstrap()
     summary = expire_overdue(settings, batch=batch, dry_run=dry_run)

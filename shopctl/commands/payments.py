@@ -23,7 +23,7 @@ def reconcile(
     """
     from datetime import timedelta
 
-    from shopctl.services.stripe_sync import reconcile as run
+    from shopctl.services.payments.reconcile import reconcile as run
 
     gaps = run(bootstrap(), apply=apply, window=timedelta(days=days))
     if as_json:
@@ -61,7 +61,7 @@ def refund(
     """
     from shopctl.commands.common import confirm
     from shopctl.schemas import OrderRef, validate
-    from shopctl.services.payments import refund_order
+    from shopctl.services.payments.refunds import refund_order
 
     order_id = str(validate(OrderRef, {"orderId": order_id}).orderId)
     settings = bootstrap()

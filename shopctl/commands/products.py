@@ -68,7 +68,7 @@ def seed(
     Examples: shopctl products seed --count 1000 --seed 7
               shopctl products seed --file products.csv
     """
-    from shopctl.services import seeding
+    from shopctl.services.catalog import seeding
 
     if file is not None and (count is not None or seed_value is not None):
         usage_error("--file cannot be combined with --count or --seed")
@@ -85,7 +85,8 @@ def seed(
 
 def _seed_file(file: Path, currency: str) -> int:
     from shopctl.errors import InvalidInput
-    from shopctl.services import catalog, seeding
+    from shopctl.services.catalog import products as catalog
+    from shopctl.services.catalog import seeding
 
     try:
         rows = seeding.read_product_file(file, currency)
@@ -130,7 +131,7 @@ def list_products(
     Example: shopctl products list --low-stock 5 --sort name --order asc
     """
     from shopctl.schemas import ProductListQuery, validate
-    from shopctl.services.catalog import list_products as listing
+    from shopctl.services.catalog.products import list_products as listing
 
     params = {"page": page, "limit": limit, "search": search, "sortBy": sort, "sortOrder": order}
     params = validate(ProductListQuery, {k: v for k, v in params.items() if v is not None})
@@ -181,7 +182,7 @@ def set_stock(
 
     Example: shopctl products set-stock 3f2a…-… 40 --yes
     """
-    from shopctl.services import catalog
+    from shopctl.services.catalog import products as catalog
 
     product_key = catalog.product_id(product_id)
     bootstrap()

@@ -39,7 +39,7 @@ def create(
     """
     settings = bootstrap()
     from shopctl.schemas import Registration, validate
-    from shopctl.services.auth import register
+    from shopctl.services.accounts.auth import register
 
     data = {"email": email, "password": _read_password(password_stdin), "name": name}
     user = register(settings, validate(Registration, data), role="ADMIN" if admin else "USER")
@@ -57,7 +57,7 @@ def list_(
     Example: shopctl users list --json
     """
     bootstrap()
-    from shopctl.services.users import list_users
+    from shopctl.services.accounts.users import list_users
 
     users = list_users(limit)
     if as_json:
@@ -87,7 +87,7 @@ def promote(email: str = typer.Argument(..., help="The account to make an ADMIN.
     Example: shopctl users promote alice@example.com
     """
     bootstrap()
-    from shopctl.services.users import promote as promote_user
+    from shopctl.services.accounts.users import promote as promote_user
 
     user, changed = promote_user(email)
     verb = "is now" if changed else "was already"
@@ -102,7 +102,7 @@ def deactivate(email: str = typer.Argument(..., help="The account to deactivate.
     Example: shopctl users deactivate mallory@example.com
     """
     bootstrap()
-    from shopctl.services.users import deactivate as deactivate_user
+    from shopctl.services.accounts.users import deactivate as deactivate_user
 
     user, revoked = deactivate_user(email)
     console().print(f"Deactivated {user['email']}; {revoked} session(s) revoked")

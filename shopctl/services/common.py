@@ -1,9 +1,9 @@
-"""Small helpers every service shares: timestamps on the wire, paging."""
+"""Small helpers every service shares: timestamps on the wire, paging, check reports."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
@@ -36,3 +36,23 @@ class Page:
             "total": total,
             "totalPage": math.ceil(total / self.limit) if total else 0,
         }
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
+        self.checks.append(Check(name, ok, detail, hint))

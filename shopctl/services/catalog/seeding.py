@@ -22,7 +22,7 @@ from shopctl.errors import InvalidInput
 from shopctl.models import utcnow
 from shopctl.money import exponent
 from shopctl.schemas import ProductCreate, validate
-from shopctl.services import catalog
+from shopctl.services.catalog import products as catalog
 
 MAX_SEED_COUNT = 1_000_000
 FILE_FIELDS = {

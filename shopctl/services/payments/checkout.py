@@ -1,4 +1,4 @@
-"""Stripe Checkout for our orders: start a payment, close a session, refund.
+"""Stripe Checkout for our orders: plan and start a payment, and the payment's status.
 
 Each flow is split into database steps (short transactions) and one Stripe call between
 them, so no transaction ever spans a network call. The Checkout Session is created with
@@ -14,13 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from shopctl.config import Settings
 from shopctl.db import write_transaction
-from shopctl.errors import Conflict, NotFound, ShopError
+from shopctl.errors import NotFound
 from shopctl.models import Order, OrderItem, Payment, User, utcnow
 from shopctl.schemas import OrderLine
-from shopctl.services import orders
-from shopctl.services import stripe_gateway as gateway
-from shopctl.services.lifecycle import PAID, REFUNDED, UNPAID, lock_order, transition
-from shopctl.services.payment_events import HANDLERS, Context, apply_refunded_total
+from shopctl.services.orders import placement as orders
+from shopctl.services.payments import gateway
 
 # Stripe accepts a session expiry from 30 minutes to 24 hours after creation; the
 # margins absorb clock skew between us and Stripe.
@@ -197,150 +195,6 @@ async def open_checkout(settings: Settings, plan: CheckoutPlan, run_db: RunDb) -
     return await run_db(record_session, plan.payment_id, session.to_dict())
 
 
-# --- applying what Stripe knows, outside a webhook -----------------------------------
-
-
-def apply_stripe_state(settings: Settings, event_type: str, obj: dict, actor: str) -> Context:
-    """Run a handler on an object fetched from Stripe (reconcile, cancel, expiry)."""
-    event = {"id": actor, "type": event_type, "data": {"object": obj}}
-    with write_transaction():
-        context = Context(settings, event, actor=actor)
-        HANDLERS[event_type](context)
-    for followup in context.followups:
-        followup(settings)
-    return context
-
-
-def close_session(settings: Settings, session_id: str, actor: str) -> bool:
-    """Expire a Checkout Session at Stripe before we cancel or expire its order.
-
-    False when Stripe says the session already completed: the order was paid (or is
-    being paid) and has been reconciled instead. Stripe being unreachable does not
-    stop a cancel; a payment that slips through is a late payment, handled as such.
-    """
-    import stripe
-
-    with write_transaction():  # the session's dead link; tells its expiry webhook "ours"
-        Payment.update(payment_url=None, updated_at=utcnow()).where(
-            Payment.session_id == session_id
-        ).execute()
-    try:
-        gateway.expire_session(settings, session_id)
-        return True
-    except stripe.InvalidRequestError:
-        session = gateway.retrieve_session(settings, session_id).to_dict()
-    except stripe.StripeError:
-        return True
-    if session.get("status") != "complete":
-        return True
-    apply_stripe_state(settings, "checkout.session.completed", session, actor)
-    return False
-
-
-# --- refunds -------------------------------------------------------------------------
-
-
-def _refundable(order_id: str) -> tuple[Order, Payment]:
-    order = Order.get_or_none(Order.id == order_id)
-    if order is None:
-        raise NotFound("Order not found")
-    payment = Payment.get(Payment.order == order.id)
-    if order.status == REFUNDED or payment.refunded_cents >= payment.amount_cents > 0:
-        raise Conflict("Order is already fully refunded")
-    if order.status != PAID:
-        raise Conflict(f"Only paid orders can be refunded; this one is {order.status}")
-    if not payment.payment_intent_id:
-        raise ShopError("No Stripe PaymentIntent is known for this order; run payments reconcile")
-    return order, payment
-
-
-def refund_order(
-    settings: Settings,
-    order_id: str,
-    *,
-    amount: int | None = None,
-    reason: str | None = None,
-    actor: str = "cli",
-) -> dict:
-    """Refund a paid order at Stripe, fully or partly; a retry never refunds twice."""
-    import stripe
-
-    order, payment = _refundable(order_id)
-    remaining = payment.amount_cents - payment.refunded_cents
-    amount = remaining if amount is None else amount
-    if not 0 < amount <= remaining:
-        raise Conflict(f"Refund amount must be between 1 and {remaining} (cents not yet refunded)")
-    params = {
-        "payment_intent": payment.payment_intent_id,
-        "amount": amount,
-        "reason": "requested_by_customer",
-        "metadata": {
-            "orderId": order.id,
-            "paymentId": payment.id,
-            "note": (reason or "operator refund")[:200],
-        },
-    }
-    key = f"refund:{payment.id}:{payment.refunded_cents}:{amount}"
-    try:
-        refund = gateway.create_refund(settings, params, key)
-    except stripe.StripeError as exc:
-        raise gateway.provider_error(exc) from None
-    _record_refund(settings, order.id, payment.refunded_cents + amount, actor)
-    return {
-        "orderId": order.id,
-        "paymentId": payment.id,
-        "refundId": refund.id,
-        "amountCents": amount,
-        "refundedCents": payment.refunded_cents + amount,
-    }
-
-
-def _record_refund(settings: Settings, order_id: str, refunded_total: int, actor: str) -> None:
-    with write_transaction():
-        order = lock_order(order_id)
-        payment = Payment.get(Payment.order == order_id)
-        apply_refunded_total(Context(settings, {}, actor=actor), order, payment, refunded_total)
-
-
-def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> None:
-    """Money arrived for an order whose stock is gone: give it back, once per payment."""
-    import stripe
-
-    payment = Payment.get_by_id(payment_id)
-    if payment.late_outcome != "refund_pending":
-        return
-    if not payment.payment_intent_id:
-        raise ShopError(f"Cannot refund late payment {payment_id}: no PaymentIntent known")
-    params = {
-        "payment_intent": payment.payment_intent_id,
-        "reason": "requested_by_customer",
-        "metadata": {
-            "orderId": payment.order_id,
-            "paymentId": payment.id,
-            "reason": "stock_unavailable",
-        },
-    }
-    try:
-        gateway.create_refund(settings, params, f"late-refund:{payment.id}")
-    except stripe.StripeError as exc:
-        raise gateway.provider_error(exc) from None
-    with write_transaction():
-        order = lock_order(payment.order_id)
-        payment = Payment.get_by_id(payment_id)
-        if payment.late_outcome != "refund_pending":
-            return
-        transition(
-            order,
-            REFUNDED,
-            reason="late payment refunded: stock_unavailable",
-            actor=actor,
-            payment_status=REFUNDED,
-        )
-        Payment.update(
-            late_outcome="refunded", refunded_cents=payment.amount_cents, updated_at=utcnow()
-        ).where(Payment.id == payment_id).execute()
-
-
 def payment_status(user: User, payment_id: str) -> dict:
     """The owner's (or an admin's) view of one payment; anyone else gets NotFound."""
     payment = Payment.get_or_none(Payment.id == payment_id)
@@ -358,29 +212,3 @@ def payment_status(user: User, payment_id: str) -> dict:
         "refundedCents": payment.refunded_cents,
         "currency": payment.currency,
     }
-
-
-def cancel_order(settings: Settings, order_id: str, *, user: User | None, actor: str) -> dict:
-    """Cancel an UNPAID order: its Checkout Session is expired at Stripe first.
-
-    When Stripe says the buyer already paid, the payment is applied instead and the
-    cancel is refused (Conflict).
-    """
-    if user is not None:
-        orders.get_order(user, order_id)  # NotFound for someone else's order
-    payment = Payment.get_or_none(Payment.order == order_id)
-    order = Order.get_or_none(Order.id == order_id)
-    open_session = order and order.status == UNPAID and payment and payment.session_id
-    if open_session and not close_session(settings, payment.session_id, actor):
-        raise Conflict("The order was paid at Stripe meanwhile; it was not canceled")
-    return orders.cancel_order(order_id, user=user, actor=actor)
-
-
-def expire_overdue(settings: Settings, **options):
-    """The cron job: each overdue order's Checkout Session is expired at Stripe first."""
-    from shopctl.services.expiry import expire_overdue as expire
-
-    def close(order_id: str, session_id: str) -> bool:
-        return close_session(settings, session_id, actor="cron")
-
-    return expire(settings, before_expire=close, **options)

@@ -8,7 +8,7 @@ from shopctl.errors import NotFound
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
 from shopctl.schemas import OrderSearch
 from shopctl.services.common import iso
-from shopctl.services.orders import ORDER_NOT_FOUND, orders_json
+from shopctl.services.orders.placement import ORDER_NOT_FOUND, orders_json
 
 
 def search_orders(search: OrderSearch) -> list[dict]:

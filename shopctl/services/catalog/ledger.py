@@ -18,7 +18,7 @@ from datetime import timedelta
 from peewee import JOIN, Case, fn
 
 from shopctl.models import Order, OrderItem, Product, ProductCount, StockMovement, utcnow
-from shopctl.services.system import Report
+from shopctl.services.common import Report
 
 HOLDING = ("UNPAID", "PROCESSING", "PAID")
 RELEASED = ("EXPIRED", "CANCELED", "FAILED")

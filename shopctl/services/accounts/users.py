@@ -5,8 +5,8 @@ from __future__ import annotations
 from shopctl.db import write_transaction
 from shopctl.errors import NotFound
 from shopctl.models import User, utcnow
-from shopctl.services import tokens
-from shopctl.services.auth import user_dict
+from shopctl.services.accounts import tokens
+from shopctl.services.accounts.auth import user_dict
 
 
 def _by_email(email: str) -> User:

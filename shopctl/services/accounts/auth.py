@@ -19,7 +19,7 @@ from shopctl.db import write_transaction
 from shopctl.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
 from shopctl.models import LoginThrottle, User, utcnow
 from shopctl.schemas import Login, PasswordChange, Registration
-from shopctl.services import tokens
+from shopctl.services.accounts import tokens
 from shopctl.services.common import iso
 
 BAD_CREDENTIALS = "Invalid email or password"

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from shopctl.models import StripeEvent, utcnow
 from shopctl.schemas import EventSearch
-from shopctl.services.system import Report
+from shopctl.services.common import Report
 
 STALE_RECEIVED = timedelta(minutes=5)
 

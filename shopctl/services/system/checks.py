@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from peewee import DatabaseError
 
 from shopctl import db
 from shopctl.config import Settings
+from shopctl.services.common import Report
 
 
 def database_ok() -> bool:
@@ -16,26 +15,6 @@ def database_ok() -> bool:
     except DatabaseError:
         return False
     return True
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    hint: str | None = None
-
-
-@dataclass
-class Report:
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
-
-    def add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
-        self.checks.append(Check(name, ok, detail, hint))
 
 
 def check_configuration(settings: Settings, report: Report) -> None:

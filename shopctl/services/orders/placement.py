@@ -1,7 +1,7 @@
 """Orders: place (reserving stock), check before paying, cancel, read and list.
 
 Every rule about orders lives here once; the API and the CLI both call these
-functions. Status changes go through `shopctl.services.lifecycle`, which payments
+functions. Status changes go through `shopctl.services.orders.lifecycle`, which payments
 and the expiry job share.
 """
 
@@ -33,7 +33,7 @@ from shopctl.models import (
 from shopctl.money import MAX_MINOR_UNITS, format_minor_units
 from shopctl.schemas import OrderLine, OrderListQuery
 from shopctl.services.common import Page, iso
-from shopctl.services.lifecycle import (
+from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
     UNPAID,

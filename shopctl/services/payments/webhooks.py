@@ -7,7 +7,7 @@ in one transaction, one commit; if the handler fails, that transaction rolls bac
 the event is stored as FAILED in a short second one (answered 5xx, so Stripe retries).
 Stripe's event id is the primary key of the log: a duplicate or a concurrent delivery
 of one event finds the row and never applies it twice (the row is held while it is
-processed). Handlers (shopctl.services.payment_events) are idempotent on the business
+processed). Handlers (shopctl.services.payments.handlers) are idempotent on the business
 effect, so `--force` re-runs are safe too.
 """
 
@@ -26,7 +26,7 @@ from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
 from shopctl.prepared import PreparedStatement
 from shopctl.schemas import unstorable_text
-from shopctl.services.payment_events import HANDLERS, Context
+from shopctl.services.payments.handlers import HANDLERS, Context
 
 log = logging.getLogger("shopctl.webhooks")
 

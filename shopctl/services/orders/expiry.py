@@ -19,7 +19,7 @@ from peewee import SQL, Case, DatabaseError, Value, fn
 from shopctl.config import Settings
 from shopctl.db import database, is_postgres, write_transaction
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, StockMovement, utcnow
-from shopctl.services.lifecycle import EXPIRED, UNPAID
+from shopctl.services.orders.lifecycle import EXPIRED, UNPAID
 
 EXPIRY_REASON = "reservation expired"
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from shopctl.config import Settings
-from shopctl.services.event_log import check_webhooks
-from shopctl.services.ledger import check_ledger
-from shopctl.services.system import Report, check_configuration, check_database
+from shopctl.services.catalog.ledger import check_ledger
+from shopctl.services.common import Report
+from shopctl.services.payments.event_log import check_webhooks
+from shopctl.services.system.checks import check_configuration, check_database
 
 
 def run_checks(settings: Settings) -> Report:

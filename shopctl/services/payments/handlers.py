@@ -1,6 +1,6 @@
 """What each Stripe event type does to our orders and payments: a registry of handlers.
 
-Handlers run inside the event's transaction (shopctl.services.webhooks) and are
+Handlers run inside the event's transaction (shopctl.services.payments.webhooks) and are
 idempotent on the business effect: `checkout.session.completed` and
 `payment_intent.succeeded` both say "paid" for one payment, and whichever comes first
 applies it while the other finds the order PAID and does nothing. A late payment
@@ -25,7 +25,7 @@ from peewee import Model, Node
 from shopctl.config import Settings
 from shopctl.db import database, execute_prepared, is_postgres
 from shopctl.models import Order, Payment, StripeEvent, utcnow
-from shopctl.services.lifecycle import (
+from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
     FAILED,
@@ -37,6 +37,7 @@ from shopctl.services.lifecycle import (
     rereserve_stock,
     transition,
 )
+from shopctl.services.payments.late_refunds import refund_late_payment
 
 LATE = (EXPIRED, CANCELED, FAILED)
 
@@ -262,8 +263,6 @@ def _set_late(ctx: Context, payment: Payment, outcome: str, **fields) -> None:
 
 
 def _refund_late(payment_id: str, actor: str, settings: Settings) -> None:
-    from shopctl.services.payments import refund_late_payment
-
     refund_late_payment(settings, payment_id, actor=actor)
 
 

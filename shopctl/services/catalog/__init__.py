@@ -1,0 +1,1 @@
+"""The catalog: products, seeding, the stock ledger and its checks. The bottom layer."""

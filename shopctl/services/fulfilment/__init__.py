@@ -1,0 +1,1 @@
+"""Fulfilment: shipping rates, shipments and returns. Built on payments and orders."""

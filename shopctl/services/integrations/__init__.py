@@ -1,0 +1,1 @@
+"""Integrations: the outbox, outgoing webhooks, exports and the audit trail."""

@@ -1,0 +1,1 @@
+"""Promotions: codes, redemptions, allocation and tax. Built on orders and catalog."""
