@@ -210,3 +210,37 @@ def test_ledger_flags_orders_the_cron_job_left_behind(order):
     report = Report()
     check_ledger(report)
     assert "1 unpaid order(s)" in _failed(report)["stuck orders"]
+
+
+@pytest.fixture
+def moves(monkeypatch):
+    """A transition hook registered for this test only, as a higher layer would at start-up."""
+    seen: list[tuple] = []
+    monkeypatch.setattr(lifecycle, "TRANSITION_HOOKS", [])
+    lifecycle.on_transition(lambda ids, old, new, actor: seen.append((list(ids), old, new, actor)))
+    return seen
+
+
+def test_registered_hooks_see_every_move_and_the_expiry_batch(settings, order, moves):
+    from shopctl.services.orders.expiry import expire_overdue
+
+    other = place(settings, make_user("other@example.com"), (Product.get(Product.name == "Mug"), 1))
+    make_overdue(other)
+    with write_transaction():
+        lifecycle.transition(lifecycle.lock_order(order.id), "CANCELED", reason="x", actor="api")
+    expire_overdue(settings)
+    assert moves == [
+        ([order.id], "UNPAID", "CANCELED", "api"),
+        ([other.id], "UNPAID", "EXPIRED", "cron"),
+    ]
+
+
+def test_a_hook_that_fails_undoes_the_move(order, moves):
+    def refuse(*_):
+        raise RuntimeError("outbox unavailable")
+
+    lifecycle.on_transition(refuse)
+    with pytest.raises(RuntimeError), write_transaction():
+        lifecycle.transition(lifecycle.lock_order(order.id), "CANCELED", reason="x", actor="api")
+    assert Order.get_by_id(order.id).status == "UNPAID"
+    assert len(_history(order)) == 1

@@ -18,7 +18,7 @@ METHODS = ("get", "post", "put", "patch", "delete")
 @pytest.fixture(scope="module")
 def document() -> dict:
     """The document as `shopctl api openapi` builds it: no server, no database."""
-    from shopctl.api.openapi import standalone_document
+    from shopctl.api.app import standalone_document
 
     return standalone_document()
 

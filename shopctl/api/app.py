@@ -14,7 +14,7 @@ from functools import partial
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.response import empty
 
-from shopctl.api import auth, docs, orders, payments, products, system, users
+from shopctl.api import auth, docs, openapi, orders, payments, products, system, users
 from shopctl.api.guards import frontend_origins
 from shopctl.api.responses import error_response
 from shopctl.config import Settings, load_settings
@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     app.config.KEEP_ALIVE_TIMEOUT = 75
     app.ctx.settings = settings
     app.ctx.started_at = time.monotonic()
+    app.ctx.openapi_document = partial(openapi.document, app)
     app.error_handler.add(Exception, error_response)
     _register_lifecycle(app, settings)
     _register_middleware(app)
@@ -140,3 +141,9 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app
+
+
+def standalone_document() -> dict:
+    """The OpenAPI document without a server: an app is built, never started, for its routes."""
+    app = create_app(Settings(), name=f"shopctl_openapi_{secrets.token_hex(8)}")
+    return openapi.build_document(app)

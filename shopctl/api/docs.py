@@ -95,9 +95,8 @@ def assets_dir() -> Path:
 
 @api.get("/openapi.json")
 async def openapi_json(request: Request):
-    from shopctl.api.openapi import document  # openapi imports this module
-
-    return json_response(document(request.app))
+    # The app registers its document builder (openapi imports this module's assets).
+    return json_response(request.app.ctx.openapi_document())
 
 
 @api.get("/docs")

@@ -11,7 +11,6 @@ name. A served route missing from `OPERATIONS` is an error, not a silent gap.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,14 +109,6 @@ def document(app: Sanic) -> dict[str, Any]:
     if getattr(app.ctx, "openapi", None) is None:
         app.ctx.openapi = build_document(app)
     return app.ctx.openapi
-
-
-def standalone_document() -> dict[str, Any]:
-    """The document without a server: an app is built, never started, to read its routes."""
-    from shopctl.api.app import create_app
-    from shopctl.config import Settings
-
-    return build_document(create_app(Settings(), name=f"shopctl_openapi_{uuid.uuid4().hex}"))
 
 
 # --- operations --------------------------------------------------------------------------

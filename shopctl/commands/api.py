@@ -41,7 +41,7 @@ def openapi(output: Path = OUTPUT) -> None:
 
     Example: shopctl api openapi > openapi.json
     """
-    from shopctl.api.openapi import standalone_document
+    from shopctl.api.app import standalone_document
 
     _write(standalone_document(), output, "the OpenAPI document")
 
@@ -63,7 +63,7 @@ def postman(
     Then:    newman run shopctl.postman.json --env-var adminEmail=ops@example.com
              --env-var adminPassword=…
     """
-    from shopctl.api.openapi import standalone_document
+    from shopctl.api.app import standalone_document
     from shopctl.api.postman import build_collection
     from shopctl.config import load_settings
 

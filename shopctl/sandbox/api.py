@@ -18,7 +18,7 @@ from .engine import Origin
 from .params import StripeError, check_known, get_str, parse_form
 
 if TYPE_CHECKING:
-    from .app import Sandbox
+    from .instance import Sandbox
 
 log = logging.getLogger("shopctl.sandbox")
 bp = Blueprint("stripe_v1", url_prefix="/v1")

@@ -16,7 +16,7 @@ from .params import StripeError, not_found
 from .settings import SettingsError, check_urls
 
 if TYPE_CHECKING:
-    from .app import Sandbox
+    from .instance import Sandbox
 
 bp = Blueprint("sandbox_control", url_prefix="/_sandbox")
 

@@ -12,7 +12,7 @@ from . import checkout
 from .params import StripeError
 
 if TYPE_CHECKING:
-    from .app import Sandbox
+    from .instance import Sandbox
 
 bp = Blueprint("checkout_page", url_prefix="/checkout/pay")
 ACTIONS = {

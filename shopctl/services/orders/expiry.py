@@ -19,7 +19,7 @@ from peewee import SQL, Case, DatabaseError, Value, fn
 from shopctl.config import Settings
 from shopctl.db import database, is_postgres, write_transaction
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, StockMovement, utcnow
-from shopctl.services.orders.lifecycle import EXPIRED, UNPAID
+from shopctl.services.orders.lifecycle import EXPIRED, UNPAID, announce
 
 EXPIRY_REASON = "reservation expired"
 
@@ -186,6 +186,7 @@ def _expire_locked(locked: list[tuple[str, bool]]) -> int:
     ).execute()
     Payment.update(status=EXPIRED, updated_at=stamp).where(_in("order_id", ids)).execute()
     _record_history(ids, stamp)
+    announce(ids, UNPAID, EXPIRED, "cron")
     holding = [order_id for order_id, released in locked if not released]
     return _restore_stock(holding, stamp) if holding else 0
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from peewee import AutoField, Field, Model, chunked
@@ -46,6 +46,24 @@ ALLOWED: dict[str, frozenset[str]] = {
     CANCELED: frozenset({PAID, REFUNDED}),
     REFUNDED: frozenset(),
 }
+
+
+# Work a higher layer must do when orders move (metrics, an outbox row) registers here at
+# start-up, so orders never imports it. Hooks run inside the move's transaction: one
+# that raises undoes the move. Arguments: order ids, from status, to status, actor.
+TransitionHook = Callable[[Sequence[str], str, str, str], None]
+TRANSITION_HOOKS: list[TransitionHook] = []
+
+
+def on_transition(hook: TransitionHook) -> TransitionHook:
+    """Register `hook` for every status change from now on (usable as a decorator)."""
+    TRANSITION_HOOKS.append(hook)
+    return hook
+
+
+def announce(order_ids: Sequence[str], from_status: str, to_status: str, actor: str) -> None:
+    for hook in TRANSITION_HOOKS:
+        hook(order_ids, from_status, to_status, actor)
 
 
 class _Shortfall(Exception):
@@ -86,6 +104,7 @@ def transition(
         now=now,
     )
     order.status, order.updated_at = to_status, now
+    announce((order.id,), from_status, to_status, actor)
     return True
 
 
