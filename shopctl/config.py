@@ -17,6 +17,8 @@ DEV_ACCESS_SECRET = "dev-access-secret-change-me"
 DEV_REFRESH_SECRET = "dev-refresh-secret-change-me"
 DEV_STRIPE_KEY = "sk_test_sandbox"
 DEV_WEBHOOK_SECRET = "whsec_sandbox"
+DEV_FRONTEND_URLS = ("http://localhost:3000",)
+CHECKOUT_RETURNS = ("auto", "builtin", "frontend")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -36,7 +38,8 @@ class Settings:
     database_url: str = "sqlite:///shopctl.db"
     port: int = 8000
     env: str = "development"
-    frontend_urls: tuple[str, ...] = ("http://localhost:3000",)
+    frontend_urls: tuple[str, ...] = DEV_FRONTEND_URLS
+    checkout_return: str = "auto"
     jwt_access_secret: str = DEV_ACCESS_SECRET
     jwt_refresh_secret: str = DEV_REFRESH_SECRET
     jwt_access_expires: float = 15 * 60
@@ -56,6 +59,15 @@ class Settings:
     @property
     def frontend_url(self) -> str:
         return self.frontend_urls[0]
+
+    @property
+    def builtin_checkout_pages(self) -> bool:
+        """Checkout returns to the pages `shopctl serve` serves (`/checkout/success`, …):
+        asked for, or by default while FRONTEND_URL is left at its development value
+        (no storefront of one's own yet, so nobody serves its /payment/success page)."""
+        if self.checkout_return == "auto":
+            return tuple(url.rstrip("/") for url in self.frontend_urls) == DEV_FRONTEND_URLS
+        return self.checkout_return == "builtin"
 
     def insecure_settings(self) -> list[str]:
         """Names of secrets that are missing or still at their development default."""
@@ -127,6 +139,11 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         "STRIPE_WEBHOOK_SECRET",
     )
     defaults = Settings()
+    checkout_return = raw.get("CHECKOUT_RETURN", "").strip().lower() or defaults.checkout_return
+    if checkout_return not in CHECKOUT_RETURNS:
+        raise ConfigError(
+            f"CHECKOUT_RETURN must be auto, builtin or frontend, got {raw['CHECKOUT_RETURN']!r}"
+        )
     rounds = _number(raw, "BCRYPT_SALT_ROUNDS", int, defaults.bcrypt_salt_rounds)
     if not 4 <= rounds <= 31:
         raise ConfigError(f"BCRYPT_SALT_ROUNDS must be between 4 and 31, got {rounds}")
@@ -135,6 +152,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         port=_number(raw, "PORT", int, defaults.port),
         env=env,
         frontend_urls=_split(raw.get("FRONTEND_URL", "")) or defaults.frontend_urls,
+        checkout_return=checkout_return,
         jwt_access_secret=raw.get("JWT_ACCESS_SECRET", defaults.jwt_access_secret),
         jwt_refresh_secret=raw.get("JWT_REFRESH_SECRET", defaults.jwt_refresh_secret),
         jwt_access_expires=_duration(raw, "JWT_ACCESS_EXPIRES", defaults.jwt_access_expires),

@@ -14,7 +14,7 @@ from functools import partial
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.response import empty
 
-from shopctl.api import auth, docs, openapi, orders, payments, products, system, users
+from shopctl.api import auth, docs, openapi, orders, pages, payments, products, system, users
 from shopctl.api.guards import frontend_origins
 from shopctl.api.responses import error_response
 from shopctl.config import Settings, load_settings
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
     app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="seed_webhook")
+    app.blueprint(pages.api)  # outside /api/v1: pages for the buyer's browser
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app

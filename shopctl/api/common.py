@@ -35,6 +35,12 @@ async def call(request: Request, fn, *args, **kwargs) -> Any:
     )
 
 
+def site(request: Request) -> str:
+    """This API's address as the caller reached it: Sanic's SERVER_NAME when set, else the
+    proxy's forwarded host and scheme (when trusted, see SANIC_PROXIES_COUNT), else Host."""
+    return f"{request.scheme}://{request.host}"
+
+
 def _is_json(request: Request) -> bool:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     return media_type == "application/json" or media_type.endswith("+json")

@@ -21,7 +21,7 @@ from sanic import Sanic
 from shopctl import __version__
 from shopctl.api import openapi_models as out
 from shopctl.api.guards import UNSAFE_METHODS
-from shopctl.api.openapi_operations import OPERATIONS, TAGS, Operation
+from shopctl.api.openapi_operations import OPERATIONS, PAGE_ERRORS, TAGS, Operation, page_error
 from shopctl.schemas import IdempotencyKey
 
 OPENAPI_VERSION = "3.1.0"
@@ -189,8 +189,9 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _responses(method: str, op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): op.success or _success(op)}
+    page = "Page" if op.page else ""
     for status in sorted(set(op.errors) | _implied_errors(method, op)):
-        responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
+        responses[str(status)] = {"$ref": f"#/components/responses/{page}{ERRORS[status][0]}"}
     return responses
 
 
@@ -262,7 +263,10 @@ ERRORS: dict[int, tuple[str, str]] = {
     410: ("Gone", "The order's reservation has expired"),
     413: ("PayloadTooLarge", "The body is over 1 MiB"),
     422: ("Unprocessable", "The Idempotency-Key was used before with a different request"),
-    429: ("TooManyRequests", "Too many failed login attempts: retry after `Retry-After` seconds"),
+    429: (
+        "TooManyRequests",
+        "Too many failed logins, or payment syncs: retry after `Retry-After` seconds",
+    ),
     500: (
         "ServerError",
         "Unexpected failure (never internals), or a webhook whose processing "
@@ -293,7 +297,8 @@ def _components() -> dict[str, Any]:
     }
     return {
         "schemas": schemas,
-        "responses": {name: _error_response(status) for status, (name, _) in ERRORS.items()},
+        "responses": {name: _error_response(status) for status, (name, _) in ERRORS.items()}
+        | {f"Page{ERRORS[status][0]}": page_error(ERRORS[status][1]) for status in PAGE_ERRORS},
         "headers": HEADERS,
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},

@@ -39,6 +39,7 @@ class Operation:
     database: bool = True
     response_headers: tuple[str, ...] = ()
     success: dict | None = None  # a success response that is no envelope
+    page: bool = False  # an HTML page for a browser: its errors are pages too
 
 
 TAGS = {
@@ -49,6 +50,7 @@ TAGS = {
     "Order": "Place (pay now or later), pay, cancel, read and list orders",
     "Payment": "Payment status and Stripe's webhook",
     "Docs": "This document and its browsable page",
+    "Checkout": "The pages Stripe Checkout returns the buyer to (HTML, outside /api/v1)",
 }
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
@@ -86,6 +88,15 @@ WEBHOOK = Operation(
 
 def _json(schema: dict, description: str, media: str = "application/json") -> dict:
     return {"description": description, "content": {media: {"schema": schema}}}
+
+
+HTML_PAGE = {"type": "string", "contentMediaType": "text/html"}
+PAGE_ERRORS = (400, 404, 500, 503)  # the statuses a page answers, each with a page
+
+
+def page_error(description: str) -> dict:
+    """The response component of a page's failure: a page that says what went wrong."""
+    return _json(HTML_PAGE, description, "text/html")
 
 
 WELCOME = {
@@ -296,9 +307,37 @@ OPERATIONS: dict[str, Operation] = {
         out.PaymentStatus,
         auth="user",
         path=s.PaymentIdPath,
+        query=s.PaymentStatusQuery,
+        errors=(429, 502),
+        description="With `sync=true` the Checkout Session is retrieved from Stripe first "
+        "and, if it completed, applied as its webhook would be (idempotent with it), as the "
+        "built-in success page does. At most one sync per payment every 2 seconds (429).",
     ),
     "payments.webhook": WEBHOOK,
     "seed_webhook": replace(WEBHOOK, summary="Receive a Stripe event (the seed's address)"),
+    # the built-in checkout pages
+    "pages.checkout_success": Operation(
+        "Checkout",
+        "Checkout's success page",
+        query=s.CheckoutReturn,
+        errors=(404,),
+        page=True,
+        success=_json(HTML_PAGE, "The order as Stripe confirmed it", "text/html"),
+        description="Where Checkout sends the buyer after paying (CHECKOUT_RETURN, by default "
+        "while FRONTEND_URL is the development default). Retrieves the session from Stripe "
+        "and applies a completed one as its webhook would, then shows the order's status, "
+        "items, total and id; refreshes itself while the payment is processing.",
+    ),
+    "pages.checkout_cancel": Operation(
+        "Checkout",
+        "Checkout's cancel page",
+        query=s.CheckoutCancel,
+        errors=(404,),
+        page=True,
+        success=_json(HTML_PAGE, "The order, still reserved until its expiry", "text/html"),
+        description="Where Checkout sends a buyer who canceled: the order stays reserved "
+        "until its expiry, with a link to pay again.",
+    ),
     # docs
     "docs.openapi_json": Operation(
         "Docs",

@@ -6,7 +6,7 @@ from functools import partial
 
 from sanic import Blueprint, Request
 
-from shopctl.api.common import body, call, query
+from shopctl.api.common import body, call, query, site
 from shopctl.api.guards import authenticated, call_as_user
 from shopctl.api.responses import ok
 from shopctl.errors import ShopError
@@ -25,7 +25,9 @@ async def start_payment(request: Request, order_id: str) -> dict:
     loop, each database step runs in the thread pool.
     """
     settings, user = request.app.ctx.settings, request.ctx.user
-    return await checkout.start_checkout(settings, user, order_id, partial(call, request))
+    return await checkout.start_checkout(
+        settings, user, order_id, partial(call, request), site(request)
+    )
 
 
 def _order_id(order_id: str) -> str:
@@ -54,7 +56,7 @@ async def _place(request: Request, *, pay_later: bool):
         order, created = await call_as_user(request, place, payload.items, idempotency_key=key)
         extra, message = {"payLater": True}, "Order created (pay later)"
     else:
-        place = partial(checkout.place_order_to_pay, settings)
+        place = partial(checkout.place_order_to_pay, settings, site=site(request))
         order, created, plan = await call_as_user(
             request, place, payload.items, idempotency_key=key
         )

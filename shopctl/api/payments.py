@@ -1,15 +1,18 @@
 """Stripe webhooks (`POST /payment/webhook`, and `POST /webhook` for the seed's Dashboard
-configuration) and `GET /payment/:paymentId/status`."""
+configuration) and `GET /payment/:paymentId/status[?sync=true]`."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from sanic import Blueprint, Request
 
-from shopctl.api.common import call
+from shopctl.api.common import call, query
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
-from shopctl.schemas import PaymentIdPath, validate
+from shopctl.schemas import PaymentIdPath, PaymentStatusQuery, validate
 from shopctl.services.payments.checkout import payment_status
+from shopctl.services.payments.confirm import confirm_payment
 from shopctl.services.payments.webhooks import receive
 
 api = Blueprint("payments", url_prefix="/payment")
@@ -32,6 +35,12 @@ api.add_route(stripe_webhook, "/webhook", methods=["POST"], name="webhook")
 @api.get("/<payment_id>/status")
 @authenticated()
 async def status(request: Request, payment_id: str):
-    path = validate(PaymentIdPath, {"paymentId": payment_id})
-    data = await call(request, payment_status, request.ctx.user, str(path.paymentId))
+    """With `sync=true`, Stripe is asked first, as the built-in success page does."""
+    payment_id = str(validate(PaymentIdPath, {"paymentId": payment_id}).paymentId)
+    params = query(request, PaymentStatusQuery)
+    data = await call(request, payment_status, request.ctx.user, payment_id)  # or 404
+    if params.sync:
+        settings, run_db = request.app.ctx.settings, partial(call, request)
+        await confirm_payment(settings, payment_id, run_db, actor="api sync", strict=True)
+        data = await call(request, payment_status, request.ctx.user, payment_id)
     return ok(data, "Payment status")

@@ -62,12 +62,37 @@ def _session_expiry(order: Order, payment: Payment, now: datetime) -> datetime:
     return target.replace(microsecond=0)
 
 
+def return_urls(settings: Settings, site: str | None, order_id: str) -> tuple[str, str]:
+    """Where Checkout sends the buyer back: (success_url, cancel_url).
+
+    The storefront's pages, or, while there is none (CHECKOUT_RETURN, FRONTEND_URL left
+    at its development default), the pages this API serves at `site`, the address the
+    caller reached us at (shopctl.api.pages).
+    """
+    if settings.builtin_checkout_pages:
+        base = (site or f"http://127.0.0.1:{settings.port}").rstrip("/")
+        return (
+            f"{base}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+            f"{base}/checkout/cancel?order_id={order_id}",
+        )
+    frontend = settings.frontend_url.rstrip("/")
+    return (
+        f"{frontend}/payment/success?session_id={{CHECKOUT_SESSION_ID}}&orderId={order_id}",
+        f"{frontend}/payment/cancel?orderId={order_id}",
+    )
+
+
 def _session_params(
-    settings: Settings, order: Order, payment: Payment, email: str, expires: datetime
+    settings: Settings,
+    order: Order,
+    payment: Payment,
+    email: str,
+    expires: datetime,
+    site: str | None,
 ) -> dict:
     items = OrderItem.select().where(OrderItem.order == order.id).order_by(OrderItem.product_name)
     metadata = {"orderId": order.id, "paymentId": payment.id}
-    frontend = settings.frontend_url.rstrip("/")
+    success_url, cancel_url = return_urls(settings, site, order.id)
     return {
         "mode": "payment",
         "line_items": [
@@ -85,17 +110,19 @@ def _session_params(
         "payment_intent_data": {"metadata": metadata},
         "client_reference_id": order.id,
         "customer_email": email,
-        "success_url": f"{frontend}/payment/success?session_id={{CHECKOUT_SESSION_ID}}"
-        f"&orderId={order.id}",
-        "cancel_url": f"{frontend}/payment/cancel?orderId={order.id}",
+        "success_url": success_url,
+        "cancel_url": cancel_url,
         "expires_at": _epoch(expires),
     }
 
 
-def plan_checkout(settings: Settings, user: User, order_id: str) -> CheckoutPlan:
-    """Check the order can be paid; the open session to reuse, or what to ask Stripe for."""
+def plan_checkout(
+    settings: Settings, user: User, order_id: str, site: str | None = None
+) -> CheckoutPlan:
+    """Check the order can be paid; the open session to reuse, or what to ask Stripe for.
+    `site`: the API's address as its caller sees it (for the built-in return pages)."""
     with write_transaction():
-        return _plan(settings, user, orders.order_to_pay(user, order_id))
+        return _plan(settings, user, orders.order_to_pay(user, order_id), site)
 
 
 def place_order_to_pay(
@@ -105,6 +132,7 @@ def place_order_to_pay(
     *,
     idempotency_key: str | None = None,
     actor: str = "api",
+    site: str | None = None,
 ) -> tuple[Order, bool, CheckoutPlan]:
     """Pay now's database step: (order, created, plan), the order placed and its Checkout
     Session planned in one transaction. A replayed order is planned as a retry would be."""
@@ -116,12 +144,14 @@ def place_order_to_pay(
         pay_later=False,
         idempotency_key=idempotency_key,
         actor=actor,
-        within=lambda new: plans.append(_plan(settings, user, new)),
+        within=lambda new: plans.append(_plan(settings, user, new, site)),
     )
-    return order, created, plans[-1] if created else plan_checkout(settings, user, order.id)
+    if created:
+        return order, created, plans[-1]
+    return order, created, plan_checkout(settings, user, order.id, site)
 
 
-def _plan(settings: Settings, user: User, order: Order) -> CheckoutPlan:
+def _plan(settings: Settings, user: User, order: Order, site: str | None) -> CheckoutPlan:
     """Inside the caller's transaction, for a payable order with its `.payment`."""
     now = utcnow()
     payment = order.payment
@@ -135,7 +165,7 @@ def _plan(settings: Settings, user: User, order: Order) -> CheckoutPlan:
     Payment.update(session_expires_at=expires, updated_at=now).where(
         Payment.id == payment.id
     ).execute()
-    params = _session_params(settings, order, payment, user.email, expires)
+    params = _session_params(settings, order, payment, user.email, expires, site)
     return CheckoutPlan(order.id, payment.id, params, f"checkout:{payment.id}:{_epoch(expires)}")
 
 
@@ -165,15 +195,16 @@ def record_checkout_failure(payment_id: str, message: str) -> None:
 RunDb = Callable[..., Awaitable]
 
 
-async def start_checkout(settings: Settings, user: User, order_id: str, run_db: RunDb) -> dict:
+async def start_checkout(
+    settings: Settings, user: User, order_id: str, run_db: RunDb, site: str | None = None
+) -> dict:
     """A Checkout Session for the order: {paymentId, paymentUrl, sessionId, paymentIntent}.
 
     `run_db` runs a database step off the event loop. When Stripe fails, the order stays
     UNPAID and reserved, and the answer says so with `paymentUrl: None` and a message.
     """
-    return await open_checkout(
-        settings, await run_db(plan_checkout, settings, user, order_id), run_db
-    )
+    plan = await run_db(plan_checkout, settings, user, order_id, site)
+    return await open_checkout(settings, plan, run_db)
 
 
 async def open_checkout(settings: Settings, plan: CheckoutPlan, run_db: RunDb) -> dict:

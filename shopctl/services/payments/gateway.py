@@ -7,6 +7,7 @@ Sync methods serve the CLI, the cron job and webhook follow-ups (run in threads)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import stripe
@@ -55,6 +56,19 @@ def create_session_async(settings: Settings, params: dict, key: str):
 
 def retrieve_session(settings: Settings, session_id: str):
     return client(settings).v1.checkout.sessions.retrieve(session_id)
+
+
+async def retrieve_session_async(
+    settings: Settings, session_id: str, deadline: float = TIMEOUT_SECONDS
+):
+    """The session as Stripe knows it now, within `deadline` seconds, retries included
+    (a buyer's page waits on it); a missed deadline is an APIConnectionError."""
+    sessions = client(settings).v1.checkout.sessions
+    try:
+        async with asyncio.timeout(deadline):
+            return await sessions.retrieve_async(session_id)
+    except TimeoutError:
+        raise stripe.APIConnectionError(f"Stripe did not answer within {deadline:g} s") from None
 
 
 def expire_session(settings: Settings, session_id: str):
