@@ -76,13 +76,16 @@ async def _cancel(request: Request) -> str:
     if order["status"] != "UNPAID":
         title, line, tone, _ = _success_state(found)
         return _document(title, _note(line, tone) + _order(found))
-    line = f"Payment canceled. Your order is still reserved until {_when(order['expiresAt'])}."
+    line = (
+        "You left the payment page without paying. Your order is still reserved until "
+        f"{_when(order['expiresAt'])}."
+    )
     again = (
         f'<p><a class="button" href="{escape(url)}">Pay now</a></p>'
         if url
         else "<p>Start the payment again from the shop before then.</p>"
     )
-    return _document("Payment canceled", _note(line, "warn") + again + _order(found))
+    return _document("Checkout canceled", _note(line, "warn") + again + _order(found))
 
 
 async def _rendered(request: Request, page) -> HTTPResponse:
@@ -171,7 +174,7 @@ def _money(minor: int, currency: str) -> str:
 
 def _when(iso_time: str) -> str:
     """`2026-12-02T05:30:12.000Z` → `2026-12-02 05:30 UTC`."""
-    return escape(iso_time[:16].replace("T", " ")) + " UTC"
+    return iso_time[:16].replace("T", " ") + " UTC"
 
 
 def _note(text: str, tone: str) -> str:
