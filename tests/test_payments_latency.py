@@ -1,39 +1,37 @@
-"""A slow Stripe must not slow anything else down: checkouts await it without a thread."""
+"""A slow Stripe must not slow anything else down: checkouts await it without a thread.
+
+What is robust to assert, on any machine: while every one of 20 checkouts is still waiting
+on a slow Stripe, product reads complete, each one faster than a single Stripe call. How
+much the reads' p99 moves beside slow checkouts (at most 2x idle) is a ratio of
+milliseconds that a busy CI machine makes flaky: it is measured by the benchmark instead
+(`bench/run --only pay-now`, bench/RESULTS.md).
+"""
 
 from __future__ import annotations
 
-import statistics
 import threading
-import time
 
 import httpx
 import pytest
 
-from tests.payments_support import buyer, product
+from shopctl.models import Order, Payment
+from tests.payments_support import buyer, product, wait_for
 
-SLOW_STRIPE_MS = 3000
+SLOW_STRIPE_MS = 5000
 CHECKOUTS_IN_FLIGHT = 20
+READS = 20
 
 
-def _p99_of_product_reads(url: str, seconds: float) -> float:
-    timings = []
-    with httpx.Client(base_url=url, timeout=30) as client:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            assert client.get("/api/v1/product?limit=20").status_code == 200
-            timings.append(time.perf_counter() - started)
-    return statistics.quantiles(timings, n=100)[98]
+def _waiting_on_stripe() -> int:
+    """Checkouts placed whose session Stripe has not returned yet."""
+    return Payment.select().where(Payment.session_id.is_null()).count()
 
 
 @pytest.mark.slow
-def test_product_reads_keep_their_p99_while_20_checkouts_wait_on_stripe(stripe_stack, settings):
+def test_product_reads_complete_while_20_checkouts_wait_on_stripe(stripe_stack, settings):
     shopper = buyer(stripe_stack, settings)
     # Each checkout buys its own product, as different buyers do: no row-lock convoy.
     goods = [product(f"Item {index}") for index in range(CHECKOUTS_IN_FLIGHT)]
-    url = stripe_stack.server.url
-    _p99_of_product_reads(url, 0.5)  # warm up connections and caches
-    idle = _p99_of_product_reads(url, 1.5)
     # Only the slow API calls are under test: the webhooks their sessions cause are not.
     stripe_stack.configure(latency_ms=SLOW_STRIPE_MS, webhooks_enabled=False)
     results = []
@@ -43,13 +41,20 @@ def test_product_reads_keep_their_p99_while_20_checkouts_wait_on_stripe(stripe_s
     ]
     for thread in checkouts:
         thread.start()
-    # Measure while all of them wait on Stripe: after the orders are placed, before the
-    # sessions come back.
-    time.sleep(0.8)
-    busy = _p99_of_product_reads(url, 1.5)
+    wait_for(
+        lambda: Order.select().count() == CHECKOUTS_IN_FLIGHT,
+        timeout=SLOW_STRIPE_MS / 1000,
+        what="every order placed, its checkout waiting on Stripe",
+    )
+    assert _waiting_on_stripe() == CHECKOUTS_IN_FLIGHT
+
+    with httpx.Client(base_url=stripe_stack.server.url, timeout=30) as client:
+        statuses = [client.get("/api/v1/product?limit=20").status_code for _ in range(READS)]
+
+    # Every read finished while every checkout still waited: none queued behind Stripe.
+    assert _waiting_on_stripe() == CHECKOUTS_IN_FLIGHT and results == []
+    assert statuses == [200] * READS
     for thread in checkouts:
         thread.join()
     assert len(results) == CHECKOUTS_IN_FLIGHT
     assert all(result["paymentUrl"] for result in results)
-    report = f"p99 idle {idle * 1000:.1f} ms, with slow checkouts {busy * 1000:.1f} ms"
-    assert busy <= 2 * idle, report
