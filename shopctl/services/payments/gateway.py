@@ -19,6 +19,20 @@ TIMEOUT_SECONDS = 20
 NETWORK_RETRIES = 2
 
 
+class _HTTPXClient(stripe.HTTPXClient):
+    """stripe-python hands httpx the encoded form body as `data=`, which httpx deprecates
+    for raw text: a DeprecationWarning on every POST, and where warnings are errors a POST
+    the client reports as a connection failure. The same bytes go as `content=`."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers, post_data):
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        elif not kwargs.get("data"):
+            kwargs.pop("data", None)
+        return args, kwargs
+
+
 @functools.cache
 def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
     addresses = {"api": api_base.rstrip("/")} if api_base else None
@@ -26,7 +40,7 @@ def _client(api_key: str, api_base: str | None) -> stripe.StripeClient:
         api_key,
         base_addresses=addresses,
         max_network_retries=NETWORK_RETRIES,
-        http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS, allow_sync_methods=True),
+        http_client=_HTTPXClient(timeout=TIMEOUT_SECONDS, allow_sync_methods=True),
     )
 
 
