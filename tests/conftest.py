@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import subprocess
@@ -43,6 +44,21 @@ os.environ.update(TEST_ENV)
 
 DEFAULT_PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    """On an xdist worker: the last full garbage collection now, then freeze what is left.
+
+    A worker that reported its end gets 5 s to exit before execnet sends it a SIGINT, and
+    pytest's last collection (for unraisable exceptions) over a large heap on a busy
+    machine took longer: the interrupt landed in a gc callback and its traceback ended the
+    suite's output. Collected here, before the worker reports, unraisable exceptions are
+    still caught; frozen, the heap leaves pytest's collection nothing to walk.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        gc.collect()
+        gc.freeze()
 
 
 def free_port() -> int:

@@ -59,6 +59,10 @@ class Interval:
         self._last[key] = now
         return 0.0
 
+    def restart(self, key: str) -> None:
+        """Count the interval from now: from when the call ended rather than began."""
+        self._last[key] = time.monotonic()
+
 
 LOOKUPS = Interval(LOOKUP_INTERVAL)
 
@@ -125,10 +129,12 @@ async def confirm_payment(
     try:
         session = await gateway.retrieve_session_async(settings, session_id, LOOKUP_DEADLINE)
     except stripe.StripeError as exc:
+        LOOKUPS.restart(payment_id)
         if strict:
             raise gateway.provider_error(exc) from None
         log.warning("payment %s: Stripe not reached (%s)", payment_id, gateway.describe(exc))
         return await run_db(_view, payment_id, asked=True, unreachable=True)
+    LOOKUPS.restart(payment_id)
     session = session.to_dict()
     found = {"asked": True, "session_status": session.get("status")}
     if session.get("status") == "complete":
