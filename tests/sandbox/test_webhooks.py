@@ -124,7 +124,12 @@ def test_a_new_secret_signs_new_deliveries(client, sandbox, listener):
 
     assert listener.types() == []
     created = client.v1.events.list({"limit": 1}).data[0]
-    assert {d["status"] for d in sandbox.deliveries(created.id)} == {400}
+    # The listener refuses the delivery before the sandbox records the attempt: wait for
+    # the record (it flaked on a busy machine, read a moment too early).
+    statuses = wait_until(
+        lambda: {d["status"] for d in sandbox.deliveries(created.id)}, 3, "the attempt recorded"
+    )
+    assert statuses == {400}
     assert session.status == "open"
 
 
