@@ -32,6 +32,13 @@ class InvalidInput(ShopError):
         self.errors = errors
 
 
+class NotChargeable(ShopError):
+    """An amount Stripe would refuse to charge (under its minimum, over its maximum)."""
+
+    status = 400
+    code = "amount_not_chargeable"
+
+
 class Unauthorized(ShopError):
     status = 401
     code = "unauthorized"

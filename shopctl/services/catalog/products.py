@@ -22,7 +22,7 @@ from peewee import __exception_wrapper__ as translate_driver_errors
 from shopctl.db import database, is_postgres, write_transaction
 from shopctl.errors import Conflict, InvalidInput, NotFound
 from shopctl.models import OrderItem, Product, ProductCount, StockMovement, utcnow
-from shopctl.money import to_minor_units
+from shopctl.money import check_chargeable, to_minor_units
 from shopctl.prepared import Params, PreparedSelect
 from shopctl.schemas import (
     ProductCreate,
@@ -75,13 +75,14 @@ def product_id(value: str) -> str:
 
 
 def price_cents(price: Decimal | None, cents: int | None, currency: str) -> int | None:
-    """The price in minor units: `cents` as given, or `price` converted for `currency`."""
-    if price is None:
-        return cents
+    """The price in minor units (`cents` as given, or `price` converted for `currency`),
+    refused unless Stripe can charge it: at least its minimum, on its step (money.py)."""
+    path = "priceCents" if price is None else "price"
     try:
-        return to_minor_units(price, currency)
+        minor = cents if price is None else to_minor_units(price, currency)
+        return None if minor is None else check_chargeable(minor, currency)
     except ValueError as exc:
-        raise InvalidInput([{"path": "price", "message": str(exc)}]) from None
+        raise InvalidInput([{"path": path, "message": str(exc)}]) from None
 
 
 def _live_product(value: str, *, lock: bool = False) -> Product:
