@@ -32,6 +32,7 @@ from shopctl.schemas import (
     StockLevel,
     validate,
 )
+from shopctl.services.catalog.stock import check_room
 from shopctl.services.common import Page, iso
 
 DUPLICATE_NAME = "Product name already exists"
@@ -146,6 +147,7 @@ def _apply_update(product: Product, payload: ProductUpdate) -> None:
     if given & {"price", "priceCents"}:
         product.price_cents = price_cents(payload.price, payload.priceCents, product.currency)
     if "quantity" in given:
+        check_room(product.id, payload.quantity)
         _record_movement(product, payload.quantity - product.quantity, "adjustment")
         product.quantity = payload.quantity
     product.updated_at = utcnow()
@@ -184,6 +186,7 @@ def set_stock(value: str, quantity: int, reason: str = "set-stock") -> tuple[dic
     quantity = validate(StockLevel, {"quantity": quantity}).quantity
     with write_transaction():
         product = _live_product(value, lock=True)
+        check_room(product.id, quantity)
         delta = quantity - product.quantity
         _record_movement(product, delta, reason)
         product.quantity = quantity
