@@ -36,7 +36,7 @@ def bootstrap():
     from shopctl.db import init_database
 
     settings = load_settings()
-    settings.check_production()
+    settings.check_safe()
     init_database(settings.database_url, max_connections=8)
     return settings
 

@@ -117,7 +117,7 @@ def serve(
     from shopctl.config import load_settings
 
     settings = load_settings()
-    settings.check_production()
+    settings.check_safe()
     port = port or settings.port
     if not 0 < port < 65536:
         usage_error(f"--port must be between 1 and 65535, got {port}")
