@@ -122,3 +122,21 @@ def test_setting_stock_leaves_room_for_every_unit_held_by_orders(server, admin, 
     assert cli("products", "set-stock", crate.id, str(room + 1), "--yes").exit_code == 2
     assert cli("products", "set-stock", crate.id, str(room), "--yes").exit_code == 0
     assert stock_of(crate) == room
+
+
+def test_doctor_names_stock_from_before_the_bound_that_has_no_room(cli):
+    """A shop upgraded with stock at the column's maximum and units out: doctor says which
+    product, before a cancel or expiry of its orders fails."""
+    crate = make_product("Crate", price_cents=900, quantity=0)
+    Product.update(quantity=COLUMN_MAX).where(Product.id == crate.id).execute()
+    _held_by_orders(crate, 5)
+
+    def stock_room() -> dict:
+        checks = json.loads(cli("doctor", "--json").output)["checks"]
+        return next(check for check in checks if check["name"] == "stock room")
+
+    crowded = stock_room()
+    assert not crowded["ok"] and "Crate: stock 2,147,483,647 + 5 held" in crowded["detail"]
+    assert "set-stock" in crowded["hint"]
+    assert cli("products", "set-stock", crate.id, str(BOUND), "--yes").exit_code == 0
+    assert stock_room()["ok"]
