@@ -88,15 +88,15 @@ async def pay_order(request: Request, order_id: str):
 @api.post("/<order_id>/cancel")
 @authenticated()
 async def cancel_order(request: Request, order_id: str):
-    order = await call(
-        request,
-        sessions.cancel_order,
+    """Database steps in the thread pool; Stripe is awaited on the loop between them."""
+    order = await sessions.cancel_order_async(
         request.app.ctx.settings,
         _order_id(order_id),
         user=request.ctx.user,
         actor="api",
+        run_db=partial(call, request),
     )
-    return ok(order, "Order canceled successfully")
+    return ok(order, order["stripe"]["message"] or "Order canceled successfully")
 
 
 @api.get("/")
