@@ -136,8 +136,10 @@ def test_expire_dry_run_counts_and_changes_nothing(cli, shop):
         "restoredUnits": 2,
         "failed": 0,
         "skipped": 0,
+        "unconfirmed": 0,
         "dryRun": True,
         "errors": [],
+        "warnings": [],
     }
     assert Order.get_by_id(overdue.id).status == "UNPAID" and stock_of(mug) == 5
 
