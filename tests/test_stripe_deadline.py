@@ -334,3 +334,29 @@ def test_one_orders_stripe_failure_does_not_block_the_rest_of_its_batch(
     )
     assert stock_of(mug) == 8
     assert_ledger_consistent()
+
+
+# --- the setting ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [(None, 10.0), ("2", 2.0), ("1500ms", 1.5), ("0.5", 0.5)]
+)
+def test_stripe_timeout_is_read_in_seconds_or_as_a_duration(monkeypatch, raw, seconds):
+    from shopctl.config import load_settings
+
+    if raw is None:
+        monkeypatch.delenv("STRIPE_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("STRIPE_TIMEOUT", raw)
+    assert load_settings(env_file=None).stripe_timeout == seconds
+
+
+@pytest.mark.parametrize("raw", ["soon", "0", "600"])
+def test_a_stripe_timeout_that_cannot_work_is_refused_by_name(monkeypatch, raw):
+    from shopctl.config import load_settings
+    from shopctl.errors import ConfigError
+
+    monkeypatch.setenv("STRIPE_TIMEOUT", raw)
+    with pytest.raises(ConfigError, match="STRIPE_TIMEOUT"):
+        load_settings(env_file=None)
