@@ -57,6 +57,7 @@ class Settings:
     stripe_webhook_secrets: tuple[str, ...] = (DEV_WEBHOOK_SECRET,)
     stripe_currency: str = "usd"
     stripe_api_base: str | None = None
+    stripe_timeout: float = 10.0
     order_reservation_minutes: float = 30.0
     unset: frozenset[str] = field(default_factory=frozenset)
 
@@ -162,6 +163,14 @@ def _duration(raw: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _stripe_timeout(raw: dict[str, str], default: float) -> float:
+    """STRIPE_TIMEOUT: seconds (or a duration like 1500ms), one deadline per Stripe call."""
+    seconds = _duration(raw, "STRIPE_TIMEOUT", default) if raw.get("STRIPE_TIMEOUT") else default
+    if not 0 < seconds <= 120:
+        raise ConfigError(f"STRIPE_TIMEOUT must be between 0 and 120 seconds, got {seconds:g}")
+    return seconds
+
+
 def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     """Settings from the environment, then `env_file`, then defaults; raises ConfigError."""
     raw = _read_env(env_file)
@@ -192,6 +201,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         stripe_webhook_secrets=_split(raw.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)),
         stripe_currency=(raw.get("STRIPE_CURRENCY") or defaults.stripe_currency).lower(),
         stripe_api_base=raw.get("STRIPE_API_BASE") or None,
+        stripe_timeout=_stripe_timeout(raw, defaults.stripe_timeout),
         order_reservation_minutes=_number(
             raw, "ORDER_RESERVATION_MINUTES", float, defaults.order_reservation_minutes
         ),

@@ -95,6 +95,13 @@ class PaymentProviderError(ShopError):
     code = "payment_provider_error"
 
 
+class StripeUnreachable(PaymentProviderError):
+    """Stripe did not answer within STRIPE_TIMEOUT (or refused the connection)."""
+
+    status = 503
+    code = "stripe_unreachable"
+
+
 class ConfigError(ShopError):
     """Configuration that cannot work; raised before anything starts."""
 

@@ -273,7 +273,11 @@ ERRORS: dict[int, tuple[str, str]] = {
         "failed (stored as FAILED; Stripe retries)",
     ),
     502: ("PaymentProviderError", "Stripe could not be reached or refused the call"),
-    503: ("Unavailable", "The database is unavailable"),
+    503: (
+        "Unavailable",
+        "The database is unavailable, or the request ran out of the server's response time "
+        "(`error.code` `database_unavailable` or `response_timeout`)",
+    ),
 }
 
 VALIDATION_EXAMPLE = {
