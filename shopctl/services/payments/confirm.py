@@ -10,7 +10,8 @@ other; whichever comes first moves the order, the others find it moved.
 
 Used by the built-in success page (shopctl.api.pages) and by
 `GET /payment/:paymentId/status?sync=true`. The Stripe call is awaited on the event loop
-between two database steps (`run_db`): no transaction is open and no thread waits on it.
+between two database steps (`run_db`), within STRIPE_TIMEOUT: no transaction is open and
+no thread waits on it.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ log = logging.getLogger("shopctl.payments")
 # Stripe is asked about one payment at most this often (per worker process); a buyer's
 # page refreshes slower than this, a storefront polling `?sync=true` faster gets 429.
 LOOKUP_INTERVAL = 2.0
-# A buyer's page waits at most this long for Stripe, retries included.
-LOOKUP_DEADLINE = 10.0
 # Once an order is PAID or REFUNDED no completed session can change it.
 SETTLED = (PAID, REFUNDED)
 
@@ -127,7 +126,7 @@ async def confirm_payment(
             )
         return await run_db(_view, payment_id)
     try:
-        session = await gateway.retrieve_session_async(settings, session_id, LOOKUP_DEADLINE)
+        session = await gateway.retrieve_session_async(settings, session_id)
     except stripe.StripeError as exc:
         LOOKUPS.restart(payment_id)
         if strict:
