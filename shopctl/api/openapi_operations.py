@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shopctl import checkout_schemas as c
 from shopctl import schemas as s
 from shopctl.api import openapi_models as out
 from shopctl.api.docs import ASSETS, AssetPath
@@ -309,7 +310,7 @@ OPERATIONS: dict[str, Operation] = {
         out.PaymentStatus,
         auth="user",
         path=s.PaymentIdPath,
-        query=s.PaymentStatusQuery,
+        query=c.PaymentStatusQuery,
         errors=(429, 502),
         description="With `sync=true` the Checkout Session is retrieved from Stripe first "
         "and, if it completed, applied as its webhook would be (idempotent with it), as the "
@@ -321,7 +322,7 @@ OPERATIONS: dict[str, Operation] = {
     "pages.checkout_success": Operation(
         "Checkout",
         "Checkout's success page",
-        query=s.CheckoutReturn,
+        query=c.CheckoutReturn,
         errors=(404,),
         page=True,
         success=_json(HTML_PAGE, "The order as Stripe confirmed it", "text/html"),
@@ -333,7 +334,7 @@ OPERATIONS: dict[str, Operation] = {
     "pages.checkout_cancel": Operation(
         "Checkout",
         "Checkout's cancel page",
-        query=s.CheckoutCancel,
+        query=c.CheckoutCancel,
         errors=(404,),
         page=True,
         success=_json(HTML_PAGE, "The order, still reserved until its expiry", "text/html"),

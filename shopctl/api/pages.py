@@ -19,9 +19,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, html
 
 from shopctl.api.common import call, query
+from shopctl.checkout_schemas import CheckoutCancel, CheckoutReturn
 from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.money import format_minor_units
-from shopctl.schemas import CheckoutCancel, CheckoutReturn
 from shopctl.services.payments.confirm import Confirmation, confirm_session, returned_order
 
 log = logging.getLogger("shopctl.api")

@@ -10,7 +10,8 @@ from sanic import Blueprint, Request
 from shopctl.api.common import call, query
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
-from shopctl.schemas import PaymentIdPath, PaymentStatusQuery, validate
+from shopctl.checkout_schemas import PaymentStatusQuery
+from shopctl.schemas import PaymentIdPath, validate
 from shopctl.services.payments.checkout import payment_status
 from shopctl.services.payments.confirm import confirm_payment
 from shopctl.services.payments.webhooks import receive
