@@ -36,7 +36,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
     async def open_resources(app: Sanic):
         app.ctx.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="shopctl-db")
         app.ctx.database = init_database(
-            settings.database_url, max_connections=EXECUTOR_THREADS + 2
+            settings.database_url, max_connections=EXECUTOR_THREADS + 2, create=False
         )
 
     @app.after_server_stop

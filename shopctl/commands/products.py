@@ -143,38 +143,36 @@ def list_products(
 
 
 def _print_table(products: list[dict], meta: dict) -> None:
-    from rich.table import Column, Table
-    from rich.text import Text
-
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
     from shopctl.money import format_minor_units
 
-    # ids stay on one line: operators copy them into `products set-stock`
-    table = Table(
-        Column("id", no_wrap=True),
-        "name",
-        Column("price", justify="right", no_wrap=True),
-        Column("stock", justify="right", no_wrap=True),
-        Column("created", no_wrap=True),
+    ids = short_ids([product["id"] for product in products])
+    listing = table(
+        whole("id"),
+        wrapped("name"),
+        whole("price", right=True),
+        whole("stock", right=True),
+        wrapped("created"),
     )
     for product in products:
         name = product["name"] + (" (archived)" if product["isArchived"] else "")
-        table.add_row(
-            product["id"],
-            Text(name),
+        listing.add_row(
+            ids[product["id"]],
+            text(name),
             format_minor_units(product["priceCents"], product["currency"]),
             str(product["quantity"]),
-            product["createdAt"][:16].replace("T", " "),
+            when(product["createdAt"]),
         )
     out = console()
-    out.print(table)
+    out.print(listing)
     out.print(f"page {meta['page']} of {meta['totalPage']}, {meta['total']} product(s)")
 
 
 @app.command("set-stock")
 @handle_errors
 def set_stock(
-    product_id: str = typer.Argument(..., metavar="ID", help="The product's id."),
-    quantity: int = typer.Argument(..., metavar="QTY", min=0, help="The new stock level."),
+    product_id: str = typer.Argument(..., help="The product's id, or its first 6+ characters."),
+    quantity: int = typer.Argument(..., min=0, help="The new stock level."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the product as JSON."),
 ) -> None:
@@ -184,8 +182,8 @@ def set_stock(
     """
     from shopctl.services.catalog import products as catalog
 
-    product_key = catalog.product_id(product_id)
     bootstrap()
+    product_key = catalog.find_product_id(product_id)
     current = catalog.get_product(product_key)
     confirm(f"Set stock of {current['name']!r} from {current['quantity']} to {quantity}?", yes)
     product, delta = catalog.set_stock(product_key, quantity)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from shopctl.commands.common import ensure_port_free, fail, port_in_use
 
 
 def sandbox(
@@ -54,6 +57,7 @@ def sandbox(
     )
     try:
         settings.validate()
+        ensure_port_free(host, port)
         typer.echo(
             f"Stripe sandbox on {settings.base_url()} (key: any sk_test_…; "
             f"webhooks: {', '.join(settings.webhook_urls) or 'none'})",
@@ -64,5 +68,6 @@ def sandbox(
         typer.secho(f"Error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     except OSError as exc:
-        typer.secho(f"Error: cannot serve on {host}:{port}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
+            fail(port_in_use(port))
+        fail(f"cannot serve on {host}:{port}: {exc}")

@@ -67,16 +67,30 @@ def list_(
 
 
 def _print_table(users: list[dict]) -> None:
-    from rich.table import Table
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
 
-    table = Table("email", "name", "role", "status", "created", "id")
+    ids = short_ids([user["id"] for user in users])
+    listing = table(
+        whole("id"),
+        wrapped("email"),
+        wrapped("name"),
+        whole("role"),
+        whole("status"),
+        wrapped("created"),
+    )
     for user in users:
         status = "deactivated" if user["isDeleted"] else "active"
-        table.add_row(
-            user["email"], user["name"] or "", user["role"], status, user["createdAt"], user["id"]
+        listing.add_row(
+            ids[user["id"]],
+            text(user["email"]),
+            text(user["name"]),
+            user["role"],
+            status,
+            when(user["createdAt"]),
         )
-    console().print(table)
-    console().print(f"{len(users)} user(s)")
+    out = console()
+    out.print(listing)
+    out.print(f"{len(users)} user(s)")
 
 
 @app.command("promote")
