@@ -11,7 +11,10 @@ from shopctl.commands.common import console, handle_errors, print_json
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
-    Exits 1 when anything is wrong. Example: shopctl doctor --json
+    Exits 1 when anything is wrong.
+
+    \b
+    Example: shopctl doctor --json
     """
     from shopctl.config import load_settings
     from shopctl.db import init_database

@@ -88,13 +88,15 @@ def _print_table(rows: list[dict]) -> None:
 @handle_errors
 def show(
     event_id: str = typer.Argument(
-        ..., help="The Stripe event's id (evt_…), or evt_ and its next 6+ characters."
+        ...,
+        metavar="EVENT_ID",
+        help="The Stripe event's id (evt_…), or evt_ and its next 6+ characters.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one stored event: its processing outcome and the payload, pretty-printed.
 
-    Example: shopctl events show evt_1NG8Du2eZvKYlo2CUI79vXWy
+    Example: shopctl events show evt_1NG8Du2e
     """
     from shopctl.services.payments.event_log import find_event_id
     from shopctl.services.payments.webhooks import get_event
@@ -141,7 +143,7 @@ def _render_outcomes(outcomes, as_json: bool) -> None:
 @handle_errors
 def replay(
     event_ids: list[str] = typer.Argument(
-        None, metavar="[EVENT_ID]...", help="Stored events to re-run (ids or prefixes)."
+        None, metavar="EVENT_ID", help="Stored events to re-run (ids or prefixes)."
     ),
     failed: bool = typer.Option(False, "--failed", help="Re-run every FAILED event."),
     file: Path = typer.Option(None, "--file", help="An exported Stripe event (JSON file)."),
@@ -151,7 +153,10 @@ def replay(
 ) -> None:
     """Re-run events through the webhook logic (handlers are idempotent).
 
-    Examples: shopctl events replay --failed;  shopctl events replay --file evt.json --dry-run
+    \b
+    Examples: shopctl events replay --failed
+              shopctl events replay evt_1NG8Du2e --force
+              shopctl events replay --file evt.json --dry-run
     """
     from shopctl.services.payments import webhooks
     from shopctl.services.payments.event_log import find_event_id
@@ -179,7 +184,10 @@ def sync(
 ) -> None:
     """Fetch events from Stripe and process the ones never received (missed webhooks).
 
-    Resumes where the last run stopped. Example: shopctl events sync --since 3d
+    Resumes where the last run stopped.
+
+    \b
+    Example: shopctl events sync --since 3d
     """
     from datetime import timedelta
 

@@ -82,12 +82,12 @@ def _print_table(rows: list[dict]) -> None:
 @app.command("show")
 @handle_errors
 def show(
-    order_id: str = typer.Argument(..., help=ORDER_ID_HELP),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help=ORDER_ID_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one order: items, totals, payment and Stripe ids, and its full history.
 
-    Example: shopctl orders show 0b7c…-…
+    Example: shopctl orders show 0b7c41f2
     """
     from shopctl.services.orders.reports import find_order_id, order_details
 
@@ -150,13 +150,13 @@ def _print_details(order: dict) -> None:
 @app.command("cancel")
 @handle_errors
 def cancel(
-    order_id: str = typer.Argument(..., help=ORDER_ID_HELP),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help=ORDER_ID_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the canceled order as JSON."),
 ) -> None:
     """Cancel an unpaid order and put its stock back (the same rules as the API).
 
-    Example: shopctl orders cancel 0b7c…-… --yes
+    Example: shopctl orders cancel 0b7c41f2 --yes
     """
     from shopctl.services.orders.reports import find_order_id
     from shopctl.services.payments.sessions import cancel_order  # closes the Checkout Session first
@@ -185,6 +185,8 @@ def expire(
     """Expire overdue unpaid orders and put their stock back. Run it from cron every minute.
 
     Safe to run on several hosts at once. Exits 1 if any order failed.
+
+    \b
     Example: * * * * * shopctl orders expire
     """
     from shopctl.services.payments.sessions import expire_overdue  # closes Checkout Sessions first

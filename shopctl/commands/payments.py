@@ -19,7 +19,10 @@ def reconcile(
     """Report every difference between our payments and Stripe, each with its fix.
 
     Paid at Stripe but open here, expired there but unpaid here, refunded in the
-    Dashboard but not here, amount mismatches. Example: shopctl payments reconcile --apply
+    Dashboard but not here, amount mismatches.
+
+    \b
+    Example: shopctl payments reconcile --apply
     """
     from datetime import timedelta
 
@@ -52,15 +55,20 @@ def reconcile(
 
 @handle_errors
 def refund(
-    order_id: str = typer.Argument(..., help="The order's id, or its first 6+ characters."),
+    order_id: str = typer.Argument(
+        ..., metavar="ORDER_ID", help="The order's id, or its first 6+ characters."
+    ),
     amount: int = typer.Option(None, min=1, help="Cents to refund (default: all not refunded)."),
     reason: str = typer.Option(None, help="A note kept in the refund's metadata at Stripe."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Refund a paid order at Stripe, fully or partly (registered as `orders refund`).
+    """Refund a paid order at Stripe, fully or partly.
 
-    A retry never refunds twice. Example: shopctl orders refund 3f2a… --amount 500 --yes
+    A retry never refunds twice.
+
+    \b
+    Example: shopctl orders refund 3f2a9c01 --amount 500 --yes
     """
     from shopctl.commands.common import confirm
     from shopctl.services.orders.reports import find_order_id

@@ -65,6 +65,7 @@ def seed(
     and nothing is inserted. Columns / keys: name, description, price (12.50) or
     priceCents (1250), quantity.
 
+    \b
     Examples: shopctl products seed --count 1000 --seed 7
               shopctl products seed --file products.csv
     """
@@ -171,14 +172,16 @@ def _print_table(products: list[dict], meta: dict) -> None:
 @app.command("set-stock")
 @handle_errors
 def set_stock(
-    product_id: str = typer.Argument(..., help="The product's id, or its first 6+ characters."),
-    quantity: int = typer.Argument(..., min=0, help="The new stock level."),
+    product_id: str = typer.Argument(
+        ..., metavar="PRODUCT_ID", help="The product's id, or its first 6+ characters."
+    ),
+    quantity: int = typer.Argument(..., metavar="QUANTITY", min=0, help="The new stock level."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the product as JSON."),
 ) -> None:
     """Set a product's stock (after a count, a delivery, breakage); the ledger records it.
 
-    Example: shopctl products set-stock 3f2a…-… 40 --yes
+    Example: shopctl products set-stock 3f2a9c01 40 --yes
     """
     from shopctl.services.catalog import products as catalog
 

@@ -34,14 +34,14 @@ def sandbox(
 ) -> None:
     """Run a local Stripe-compatible server for offline runs, demos and tests.
 
-    Point the official client at it and pay in the browser:
+    Point the official client at it and pay in the browser.
 
-        shopctl sandbox --port 12111 --webhook-url http://127.0.0.1:8000/api/v1/payment/webhook
-
-        stripe.StripeClient("sk_test_x", base_addresses={"api": "http://127.0.0.1:12111"})
+    \b
+    Example: shopctl sandbox --webhook-url http://127.0.0.1:8000/api/v1/payment/webhook
+    Then:    stripe.StripeClient("sk_test_x", base_addresses={"api": "http://127.0.0.1:12111"})
 
     Each Checkout Session's `url` opens a page with Pay / Decline / Pay (delayed).
-    Control endpoints for scripts live under /_sandbox/ (see shopctl/sandbox/README.md).
+    Control endpoints for scripts live under /_sandbox/ (the README lists them).
     """
     from shopctl.sandbox.runner import run_sandbox
     from shopctl.sandbox.settings import SandboxSettings, SettingsError

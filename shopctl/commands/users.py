@@ -23,7 +23,9 @@ def _read_password(password_stdin: bool) -> str:
 @app.command("create")
 @handle_errors
 def create(
-    email: str = typer.Argument(..., help="The account's email (stored lower-cased)."),
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The account's email (stored lower-cased)."
+    ),
     admin: bool = typer.Option(False, "--admin", help="Create an ADMIN instead of a USER."),
     name: str = typer.Option(None, "--name", help="Display name."),
     password_stdin: bool = typer.Option(
@@ -34,8 +36,9 @@ def create(
 
     The password is asked for twice, hidden, unless --password-stdin is given.
 
-    Example: shopctl users create ops@example.com --admin --name "Ops Team"
-    Example: printf '%s\\n' "$PASSWORD" | shopctl users create bot@example.com --password-stdin
+    \b
+    Examples: shopctl users create ops@example.com --admin --name "Ops Team"
+              printf '%s\\n' "$PASSWORD" | shopctl users create bot@example.com --password-stdin
     """
     settings = bootstrap()
     from shopctl.schemas import Registration, validate
@@ -95,7 +98,9 @@ def _print_table(users: list[dict]) -> None:
 
 @app.command("promote")
 @handle_errors
-def promote(email: str = typer.Argument(..., help="The account to make an ADMIN.")) -> None:
+def promote(
+    email: str = typer.Argument(..., metavar="EMAIL", help="The account to make an ADMIN."),
+) -> None:
     """Give an account the ADMIN role (it may then manage the catalog).
 
     Example: shopctl users promote alice@example.com
@@ -110,7 +115,9 @@ def promote(email: str = typer.Argument(..., help="The account to make an ADMIN.
 
 @app.command("deactivate")
 @handle_errors
-def deactivate(email: str = typer.Argument(..., help="The account to deactivate.")) -> None:
+def deactivate(
+    email: str = typer.Argument(..., metavar="EMAIL", help="The account to deactivate."),
+) -> None:
     """Deactivate an account: it can no longer log in, and its sessions end now.
 
     Example: shopctl users deactivate mallory@example.com
