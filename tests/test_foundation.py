@@ -315,7 +315,7 @@ def test_summaries_are_whole_first_lines_and_help_has_no_internal_notes():
     groups = [()] + [path for path, command in _commands() if hasattr(command, "commands")]
     commands = dict(_commands())
     for group in groups:
-        listing = " ".join(_rendered_help(group).split())
+        listing = " ".join(_rendered_help(group).split()).replace("- ", "-")  # wrapped at a -
         assert not re.search(r"\w\.\.\.", listing), group  # click's "cut short..."
         for path, command in commands.items():
             if path[:-1] == group:
