@@ -49,7 +49,7 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path, monkeyp
 @pytest.mark.parametrize(
     "text, seconds", [("15m", 900), ("7d", 604800), ("12h", 43200), ("90", 90), ("1.5m", 90)]
 )
-def test_seed_durations(text, seconds):
+def test_v1_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
@@ -134,7 +134,7 @@ def test_root_and_health(server):
     assert health.json()["data"] == {"status": "ok", "database": "ok"}
 
 
-def test_unknown_route_gets_the_seed_404_envelope(server):
+def test_unknown_route_gets_the_v1_404_envelope(server):
     response = server.request("GET", "/no/such/thing")
     assert response.status_code == 404
     assert response.json() == {

@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     _register_middleware(app)
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
-    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="seed_webhook")
+    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="dashboard_webhook")
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app

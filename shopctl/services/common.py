@@ -15,7 +15,8 @@ from shopctl.errors import Ambiguous, InvalidInput, NotFound
 
 
 def iso(moment: datetime | None) -> str | None:
-    """A naive-UTC timestamp as the seed sent it: ISO 8601 with milliseconds and Z."""
+    """A naive-UTC timestamp as the Express API it replaces sent it: ISO 8601 with
+    milliseconds and Z."""
     return None if moment is None else _iso(moment)
 
 
