@@ -16,11 +16,6 @@ def find_order_id(text: str) -> str:
     return resolve_id(Order, text, "order")
 
 
-def find_payment_id(text: str) -> str:
-    """The id of the payment `text` names: its whole id or a unique prefix."""
-    return resolve_id(Payment, text, "payment")
-
-
 def search_orders(search: OrderSearch) -> list[dict]:
     """Newest orders first, filtered by status, buyer (email or id) and creation time."""
     # Lines are counted per order shown, not joined and grouped: a GROUP BY over the join
