@@ -138,6 +138,17 @@ def init_database(url: str, *, create: bool = True, **kwargs) -> Database:
     return db
 
 
+def detach() -> None:
+    """Close every connection and let go of the database: the next `init_database` opens
+    its own (the server's workers size their pool for their executor threads)."""
+    db = database.obj
+    if db is None:
+        return
+    with suppress(DatabaseError):
+        db.close_all() if is_postgres() else db.close()
+    database.initialize(None)
+
+
 def current_url() -> str:
     return getattr(database.obj, "shopctl_url", "")
 

@@ -149,7 +149,7 @@ def serve(
         console().print(f"Applied {len(applied)} migration(s).")
     else:
         _require_schema(db, settings.database_url)
-    db.database.close()
+    db.detach()
     if sandbox:
         _start_sandbox(host, sandbox_port, f"http://{host}:{port}", settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
