@@ -37,8 +37,8 @@ def create(
     The password is asked for twice, hidden, unless --password-stdin is given.
 
     \b
-    Examples: shopctl users create ops@example.com --admin --name "Ops Team"
-              printf '%s\\n' "$PASSWORD" | shopctl users create bot@example.com --password-stdin
+    Example: shopctl users create ops@example.com --admin --name "Ops Team"
+    Example: printf '%s\\n' "$PASSWORD" | shopctl users create bot@example.com --password-stdin
     """
     settings = bootstrap()
     from shopctl.schemas import Registration, validate
