@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager, suppress
@@ -100,6 +101,7 @@ def open_database(url: str, *, max_connections: int = 32, create: bool = True) -
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = sqlite_path(url)
+        _check_sqlite_version()
         if not create and path != ":memory:":
             uri = f"file:{quote(path)}?mode=rw"
             return SqliteDatabase(uri, pragmas=SQLITE_PRAGMAS, timeout=10, uri=True)
@@ -175,6 +177,18 @@ def require_schema(url: str) -> None:
         raise NoSchema(f"no database at {describe(url)}; run `shopctl migrate` to create it")
     if not database.table_exists(MIGRATION_TABLE):
         raise NoSchema("this database has no shopctl tables; run `shopctl migrate`")
+
+
+# Order placement takes stock with UPDATE … FROM … RETURNING (SQLite 3.35, March 2021).
+SQLITE_MINIMUM = (3, 35)
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+        raise ConfigError(
+            f"shopctl needs SQLite {'.'.join(map(str, SQLITE_MINIMUM))} or newer; this Python"
+            f" has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python build"
+        )
 
 
 def is_sqlite() -> bool:
