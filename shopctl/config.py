@@ -34,7 +34,8 @@ _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a seed-style duration: `15m`, `7d`, `12h`, `90` (seconds)."""
+    """Seconds in a duration written as the Express API it replaces wrote them: `15m`,
+    `7d`, `12h`, `90` (seconds)."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 15m, 12h, 7d)")

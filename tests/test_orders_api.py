@@ -113,7 +113,7 @@ def test_repeated_products_become_one_line_and_the_total_is_in_cents(
     assert (history.from_status, history.to_status, history.actor) == (None, "UNPAID", "api")
 
 
-def test_the_seeds_data_wrapper_is_accepted(app_client, buyer, mug):
+def test_the_v1_data_wrapper_is_accepted(app_client, buyer, mug):
     import json
 
     wrapped = {"data": json.dumps({"items": lines((mug, 1))})}

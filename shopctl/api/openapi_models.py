@@ -1,6 +1,6 @@
 """What the API answers with, as pydantic models: used only to describe responses in the
 OpenAPI document (requests are described by the models in `shopctl.schemas` that validate
-them). Field names are the seed's; clients must accept fields added later, so none of
+them). Field names are the v1 API's; clients must accept fields added later, so none of
 these forbids extra properties.
 """
 

@@ -97,7 +97,7 @@ WELCOME = {
         "message": {"type": "string"},
         "data": {"$ref": "#/components/schemas/Welcome"},
     },
-    "description": "The seed's welcome: `data`'s fields are also at the top level.",
+    "description": "The v1 API's welcome: `data`'s fields are also at the top level.",
 }
 
 OPERATIONS: dict[str, Operation] = {
@@ -300,7 +300,9 @@ OPERATIONS: dict[str, Operation] = {
         path=s.PaymentIdPath,
     ),
     "payments.webhook": WEBHOOK,
-    "seed_webhook": replace(WEBHOOK, summary="Receive a Stripe event (the seed's address)"),
+    "dashboard_webhook": replace(
+        WEBHOOK, summary="Receive a Stripe event (the Express API's address)"
+    ),
     # docs
     "docs.openapi_json": Operation(
         "Docs",
