@@ -121,10 +121,41 @@ def _print_details(order: dict) -> None:
         ("url", "paymentUrl"),
     ):
         out.print(f"  {label:<11} {payment.get(key) if payment.get(key) is not None else '-'}")
+    _print_refunds_and_reviews(order)
     history = Table("at", "from", "to", "reason", "actor")
     for row in order["history"]:
         history.add_row(row["at"], row["from"] or "-", row["to"], row["reason"], row["actor"])
     out.print(history)
+
+
+def _print_refunds_and_reviews(order: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    if order.get("refunds"):
+        refunds = Table("refund", "stripe id", "amount", "status", "reason", "at")
+        for row in order["refunds"]:
+            status = row["status"] + (f" ({row['failureReason']})" if row["failureReason"] else "")
+            refunds.add_row(
+                row["id"],
+                row["stripeRefundId"] or "-",
+                _money(row["amountCents"], order["currency"]),
+                status,
+                row["reason"] or "-",
+                row["createdAt"],
+            )
+        out.print(refunds)
+    for review in order.get("reviews", []):
+        colour = "red" if review["status"] == "OPEN" else "dim"
+        money = f"{review['amountCents']} {review['currency'] or '?'}"
+        ids = ", ".join(i for i in (review["sessionId"], review["paymentIntentId"]) if i)
+        out.print(
+            f"[{colour}]FLAGGED FOR REVIEW ({review['status']})[/]: {review['reason']}; "
+            f"arrived {money}, {ids or 'no ids'}, event {review['eventId'] or '-'}",
+            highlight=False,
+        )
+        if review["status"] == "OPEN":
+            out.print(f"  settle: shopctl payments settle {order['id']} --refund | --dismiss")
 
 
 @app.command("cancel")

@@ -69,5 +69,9 @@ def create_refund(settings: Settings, params: dict, key: str):
     return client(settings).v1.refunds.create(params, {"idempotency_key": key})
 
 
+def list_refunds(settings: Settings, params: dict):
+    return client(settings).v1.refunds.list(params)
+
+
 def list_events(settings: Settings, params: dict):
     return client(settings).v1.events.list(params)
