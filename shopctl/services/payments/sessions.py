@@ -46,8 +46,8 @@ def close_session(settings: Settings, session_id: str, actor: str) -> bool:
         return True
     if session.get("status") != "complete":
         return True
-    apply_stripe_state(settings, "checkout.session.completed", session, actor)
-    return False
+    context = apply_stripe_state(settings, "checkout.session.completed", session, actor)
+    return context.outcome is not None  # flagged for review: not our payment, cancel goes on
 
 
 def cancel_order(settings: Settings, order_id: str, *, user: User | None, actor: str) -> dict:
