@@ -25,6 +25,7 @@ from shopctl.services.payments.handlers import Context
 from shopctl.services.payments.refund_events import settle_refunds
 from shopctl.services.payments.refunds import resume_pending, unanswered_refunds
 from shopctl.services.payments.sessions import apply_stripe_state
+from shopctl.services.payments.settle import accepted
 from shopctl.services.payments.sync import RETENTION
 
 
@@ -197,13 +198,15 @@ def flagged_payments(settings: Settings) -> list[Discrepancy]:
         money = f"{review.amount_cents} {review.currency or '?'}"
         ids = ", ".join(i for i in (review.session_id, review.payment_intent_id) if i)
         detail = f"flagged: {review.reason} (arrived: {money}; {ids or 'no ids'})"
-        captured = _captured(settings, review.payment_intent_id)
-        if captured:
+        dismiss = f'shopctl payments settle {review.order_id} --dismiss --note "…"'
+        captured = 0 if accepted(review) else _captured(settings, review.payment_intent_id)
+        if accepted(review):
+            detail, fix = detail + "; its PaymentIntent is the order's accepted payment", dismiss
+        elif captured:
             detail += f"; {captured} captured at Stripe"
             fix = f"shopctl payments settle {review.order_id} --refund"
         else:
-            detail += "; nothing captured at Stripe"
-            fix = f'shopctl payments settle {review.order_id} --dismiss --note "…"'
+            detail, fix = detail + "; nothing captured at Stripe", dismiss
         found.append(Discrepancy(review.order_id, review.payment_id, "flagged", detail, fix))
     return found
 

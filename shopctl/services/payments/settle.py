@@ -12,7 +12,8 @@ from __future__ import annotations
 from shopctl.config import Settings
 from shopctl.db import write_transaction
 from shopctl.errors import Conflict, InvalidInput, PaymentProviderError
-from shopctl.models import PaymentReview, utcnow
+from shopctl.models import Order, Payment, PaymentReview, utcnow
+from shopctl.services.orders.lifecycle import PAID, REFUNDED
 from shopctl.services.payments import gateway, verification
 
 
@@ -42,6 +43,17 @@ def settle_reviews(
     return settled
 
 
+def accepted(review: PaymentReview) -> bool:
+    """The review's PaymentIntent became the order's accepted payment afterwards (e.g. a
+    forged event named it before the real one paid the order)."""
+    payment = Payment.get_by_id(review.payment_id)
+    order = Order.get_by_id(review.order_id)
+    return review.payment_intent_id == payment.payment_intent_id and order.status in (
+        PAID,
+        REFUNDED,
+    )
+
+
 def _refund(settings: Settings, review: PaymentReview) -> str:
     import stripe
 
@@ -49,6 +61,11 @@ def _refund(settings: Settings, review: PaymentReview) -> str:
         raise Conflict(
             f"Review {review.id} names no PaymentIntent: nothing to refund at Stripe; "
             "check the Dashboard, then settle it with --dismiss --note"
+        )
+    if accepted(review):
+        raise Conflict(
+            f"{review.payment_intent_id} is the payment the order accepted since; refund it "
+            "with `shopctl orders refund`, or settle the review with --dismiss --note"
         )
     params = {
         "payment_intent": review.payment_intent_id,
