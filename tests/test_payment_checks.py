@@ -191,6 +191,8 @@ def test_a_payment_intent_with_the_wrong_amount_is_flagged(server, settings, cli
     assert status_of(order_id) == "PAID"
     doctor = _doctor(cli)  # the flagged money is still to be settled
     assert doctor["exit"] == 1 and order_id in doctor["payment checks"]["detail"]
+    refused = cli("payments", "settle", order_id, "--refund", "--yes")
+    assert refused.exit_code == 1 and "accepted" in refused.output  # never the order's money
     dismissed = cli("payments", "settle", order_id, "--dismiss", "--note", "forged", "--yes")
     assert dismissed.exit_code == 0, dismissed.output
     assert _doctor(cli)["exit"] == 0
