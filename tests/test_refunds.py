@@ -15,6 +15,7 @@ from shopctl.db import release_connection
 from shopctl.errors import ShopError
 from shopctl.models import Payment, Refund, StripeEvent
 from tests.payments_support import history, payment_of, status_of, wait_for, wait_status
+from tests.test_indexes import fresh_database  # noqa: F401  (fixture)
 from tests.test_payments_ops import _paid_order, _refunded_at_stripe
 
 
@@ -160,3 +161,46 @@ def test_two_operator_refunds_at_once_record_what_stripe_holds(stripe_stack, set
     assert _refunded_at_stripe(stripe_stack, order_id) == 900
     assert Payment.get(Payment.order == order_id).refunded_cents == 900
     assert status_of(order_id) == "PAID"
+
+
+def test_migration_0005_turns_refunded_totals_into_rows_and_goes_back(fresh_database):  # noqa: F811
+    """Payments refunded before refunds were rows keep their total, as one row each."""
+    import uuid
+
+    from shopctl.models import utcnow
+    from tests.test_indexes import runner_for
+
+    migration = "0005_refunds_and_review"
+    runner = runner_for(fresh_database)
+    runner.up("0004_product_fillfactor")
+    mark = "%s" if "Postgres" in type(fresh_database).__name__ else "?"
+    ids = {name: str(uuid.uuid4()) for name in ("user", "order", "payment")}
+    now = utcnow()
+    statements = [
+        (
+            'INSERT INTO "user" (id, email, password_hash, role, is_deleted, created_at, '
+            "updated_at) VALUES (?, 'old@example.com', 'x', 'USER', ?, ?, ?)",
+            (ids["user"], False, now, now),
+        ),
+        (
+            'INSERT INTO "order" (id, user_id, status, amount_cents, currency, pay_later, '
+            "expires_at, stock_released, created_at, updated_at) "
+            "VALUES (?, ?, 'REFUNDED', 1000, 'usd', ?, ?, ?, ?, ?)",
+            (ids["order"], ids["user"], False, now, False, now, now),
+        ),
+        (
+            'INSERT INTO "payment" (id, order_id, status, amount_cents, currency, attempts, '
+            "refunded_cents, created_at, updated_at) "
+            "VALUES (?, ?, 'REFUNDED', 1000, 'usd', 0, 1000, ?, ?)",
+            (ids["payment"], ids["order"], now, now),
+        ),
+    ]
+    for sql, params in statements:
+        fresh_database.execute_sql(sql.replace("?", mark), params)
+    assert runner.up(migration) == [migration]
+    rows = fresh_database.execute_sql(
+        'SELECT "payment_id", "amount_cents", "status", "stripe_refund_id" FROM "refund"'
+    ).fetchall()
+    assert rows == [(ids["payment"], 1000, "SUCCEEDED", None)]
+    assert runner.down() == [migration]
+    assert not {"refund", "payment_review"} & set(fresh_database.get_tables())
