@@ -131,7 +131,7 @@ def _at_once(*calls):
     return results
 
 
-def test_two_operator_refunds_at_once_record_what_stripe_holds(stripe_stack, settings):
+def test_two_operator_refunds_at_once_record_what_stripe_holds(stripe_stack, settings, cli):
     """Each asks Stripe while the other does (latency), webhooks off: what shopctl records
     must equal what Stripe holds, from the operator refunds alone."""
     from dataclasses import replace
@@ -161,6 +161,7 @@ def test_two_operator_refunds_at_once_record_what_stripe_holds(stripe_stack, set
     assert _refunded_at_stripe(stripe_stack, order_id) == 900
     assert Payment.get(Payment.order == order_id).refunded_cents == 900
     assert status_of(order_id) == "PAID"
+    assert _doctor_ok(cli)
 
 
 def test_migration_0005_turns_refunded_totals_into_rows_and_goes_back(fresh_database):  # noqa: F811

@@ -77,8 +77,9 @@ def _session_gap(order: Order, payment: Payment, session: dict) -> Discrepancy |
             f"Stripe {session.get('amount_total')} vs ours {payment.amount_cents}",
             "investigate: the session does not match the order",
         )
-    if verification.reviewed(_intent_of(session), session.get("id")):
-        return None  # flagged: listed with its settle command (flagged_payments)
+    mismatched = paid and verification.mismatch(order, payment, session)
+    if mismatched and verification.reviewed(_intent_of(session), session.get("id")):
+        return None  # flagged already: listed with its settle command (flagged_payments)
     if paid and order.status in OPEN_STATUSES and payment.late_outcome is None:
         return Discrepancy(
             order.id,
