@@ -52,8 +52,9 @@ def _assert_flagged(order_id: str, event_id: str, reason_part: str) -> PaymentRe
         ({"amount_total": 1, "amount_subtotal": 1}, "amount 1 is not the order's 1250"),
         ({"currency": "eur"}, "currency eur is not the order's usd"),
         ({"id": "cs_test_unknown_session", "payment_intent": None}, "cs_test_unknown_session"),
+        ({"metadata": {"paymentId": "[/]someone-else"}}, "metadata names payment [/]someone"),
     ],
-    ids=["wrong-amount", "wrong-currency", "unknown-session"],
+    ids=["wrong-amount", "wrong-currency", "unknown-session", "other-payment"],
 )
 def test_a_signed_session_that_does_not_match_the_order_is_flagged_not_paid(
     stripe_stack, settings, cli, mutation, reason_part
@@ -80,6 +81,8 @@ def test_a_signed_session_that_does_not_match_the_order_is_flagged_not_paid(
     assert doctor["exit"] == 1 and doctor["payment checks"]["ok"] is False
     assert placed["orderId"] in doctor["payment checks"]["detail"]
 
+    table = cli("payments", "reconcile")
+    assert table.exit_code == 0 and "flagged" in table.output, table.output
     gaps = json.loads(cli("payments", "reconcile", "--json").output)
     [flagged] = [gap for gap in gaps if gap["kind"] == "flagged"]
     assert flagged["orderId"] == placed["orderId"]

@@ -129,6 +129,7 @@ def _print_details(order: dict) -> None:
 
 
 def _print_refunds_and_reviews(order: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -149,11 +150,11 @@ def _print_refunds_and_reviews(order: dict) -> None:
         colour = "red" if review["status"] == "OPEN" else "dim"
         money = f"{review['amountCents']} {review['currency'] or '?'}"
         ids = ", ".join(i for i in (review["sessionId"], review["paymentIntentId"]) if i)
-        out.print(
-            f"[{colour}]FLAGGED FOR REVIEW ({review['status']})[/]: {review['reason']}; "
-            f"arrived {money}, {ids or 'no ids'}, event {review['eventId'] or '-'}",
-            highlight=False,
+        what = escape(  # what arrived is Stripe's (or a forger's) text, not markup
+            f"{review['reason']}; arrived {money}, {ids or 'no ids'}, "
+            f"event {review['eventId'] or '-'}"
         )
+        out.print(f"[{colour}]FLAGGED FOR REVIEW ({review['status']})[/]: {what}", highlight=False)
         if review["status"] == "OPEN":
             out.print(f"  settle: shopctl payments settle {order['id']} --refund | --dismiss")
 

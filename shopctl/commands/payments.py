@@ -35,15 +35,16 @@ def reconcile(
     if not gaps:
         out.print("[green]Everything matches Stripe.[/]")
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("order", "kind", "detail", "fix" if not apply else "applied")
-    for gap in gaps:
+    for gap in gaps:  # details quote what Stripe (or a forged event) said: not markup
         table.add_row(
             gap.order_id,
             gap.kind,
-            gap.detail,
-            gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix),
+            escape(gap.detail),
+            escape(gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix)),
         )
     out.print(table)
     if not apply:
@@ -113,4 +114,5 @@ def settle(
     if as_json:
         return print_json(settled)
     for review in settled:
-        console().print(f"Review {review['id']}: {review['status']} ({review['note']})")
+        line = f"Review {review['id']}: {review['status']} ({review['note']})"
+        console().print(line, markup=False)
