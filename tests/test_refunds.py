@@ -205,3 +205,28 @@ def test_migration_0005_turns_refunded_totals_into_rows_and_goes_back(fresh_data
     assert rows == [(ids["payment"], 1000, "SUCCEEDED", None)]
     assert runner.down() == [migration]
     assert not {"refund", "payment_review"} & set(fresh_database.get_tables())
+
+
+def test_a_refund_whose_answer_was_lost_is_settled_by_reconcile(stripe_stack, settings, cli):
+    """Stripe ran the refund but every answer was lost (three 500s): the row stays PENDING,
+    reserved, so nobody refunds it twice; `reconcile --apply` asks again with the same
+    idempotency key and records what Stripe did."""
+    placed = _paid_order(stripe_stack, settings)
+    order_id = placed["orderId"]
+    stripe_stack.configure(webhooks_enabled=False, fail_next=3)
+    lost = cli("orders", "refund", order_id, "--amount", "400", "--yes")
+    assert lost.exit_code == 1 and "stays PENDING" in " ".join(lost.output.split())
+    assert _rows(order_id) == [(400, "PENDING")]
+    assert payment_of(order_id).refunded_cents == 400 == _refunded_at_stripe(stripe_stack, order_id)
+    too_much = cli("orders", "refund", order_id, "--amount", "700", "--yes")
+    assert too_much.exit_code == 1 and "between 1 and 600" in " ".join(too_much.output.split())
+
+    gaps = json.loads(cli("payments", "reconcile", "--json").output)
+    assert [gap["kind"] for gap in gaps] == ["refund-unanswered"]
+    applied = json.loads(cli("payments", "reconcile", "--apply", "--json").output)
+    assert applied[0]["applied"] is True
+    [row] = Refund.select().where(Refund.order == order_id)
+    assert (row.status, row.amount_cents) == ("SUCCEEDED", 400) and row.stripe_refund_id
+    assert _refunded_at_stripe(stripe_stack, order_id) == 400  # once, not twice
+    assert json.loads(cli("payments", "reconcile", "--json").output) == []
+    assert _doctor_ok(cli)

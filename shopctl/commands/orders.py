@@ -141,8 +141,8 @@ def _print_refunds_and_reviews(order: dict) -> None:
                 row["id"],
                 row["stripeRefundId"] or "-",
                 _money(row["amountCents"], order["currency"]),
-                status,
-                row["reason"] or "-",
+                escape(status),
+                escape(row["reason"] or "-"),
                 row["createdAt"],
             )
         out.print(refunds)
