@@ -394,7 +394,9 @@ def _stripe_stack(backend_url, tmp_path_factory) -> Iterator[StripeStack]:
 def stripe_stack(_stripe_stack, db, monkeypatch) -> Iterator[StripeStack]:
     """The sandbox (emptied, default settings) and a server wired to it, over `db`."""
     _stripe_stack.control("POST", "/reset")
-    _stripe_stack.configure(webhooks_enabled=True, latency_ms=0, fail_rate=0.0)
+    _stripe_stack.configure(
+        webhooks_enabled=True, latency_ms=0, fail_rate=0.0, refund_status="succeeded"
+    )
     monkeypatch.setenv("STRIPE_API_BASE", _stripe_stack.sandbox_url)
     yield _stripe_stack
     _stripe_stack.control("POST", "/reset")  # no delivery outlives its test

@@ -45,6 +45,7 @@ from shopctl.services.orders.lifecycle import (
     take_stock,
     transition,
 )
+from shopctl.services.orders.money_views import refunds_by_order
 
 ORDER_NOT_FOUND = "Order not found"
 
@@ -317,7 +318,7 @@ def list_orders(user: User, params: OrderListQuery) -> tuple[list[dict], dict]:
 
 
 def orders_json(orders: Sequence[Order]) -> list[dict]:
-    """Orders with items and payment, in three queries whatever the number of orders."""
+    """Orders with items, payment and refunds, in four queries whatever their number."""
     ids = [order.id for order in orders]
     items: dict[str, list[OrderItem]] = defaultdict(list)
     payments: dict[str, Payment] = {}
@@ -327,7 +328,11 @@ def orders_json(orders: Sequence[Order]) -> list[dict]:
         ):
             items[item.order_id].append(item)
         payments = {p.order_id: p for p in Payment.select().where(Payment.order.in_(ids))}
-    return [order_json(order, items[order.id], payments.get(order.id)) for order in orders]
+    refunds = refunds_by_order(ids)
+    return [
+        order_json(order, items[order.id], payments.get(order.id)) | {"refunds": refunds[order.id]}
+        for order in orders
+    ]
 
 
 def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None) -> dict:
