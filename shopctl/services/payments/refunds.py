@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
-from shopctl.errors import Conflict, NotFound, PaymentProviderError, ShopError
+from shopctl.errors import Conflict, NotFound, PaymentProviderError, ShopError, StripeUnreachable
 from shopctl.models import Order, Payment, Refund, utcnow
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
 from shopctl.services.payments import gateway, refund_ledger
@@ -110,7 +110,7 @@ def _ask_stripe(settings: Settings, order: Order, payment: Payment, row: Refund,
         if type(exc).__name__ in REFUSED:
             _record(settings, order.id, None, actor, refused=(row.id, gateway.describe(exc)))
             raise gateway.provider_error(exc) from None
-        raise PaymentProviderError(
+        raise StripeUnreachable(
             f"Stripe could not be reached ({gateway.describe(exc)}); refund {row.id} stays "
             "PENDING until Stripe's webhook or `shopctl payments reconcile --apply` settles it"
         ) from None
