@@ -7,6 +7,7 @@ from shopctl.services.catalog.ledger import check_ledger
 from shopctl.services.common import Report
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.system.checks import check_configuration, check_database
+from shopctl.services.system.retention import check_retention
 
 
 def run_checks(settings: Settings) -> Report:
@@ -16,4 +17,5 @@ def run_checks(settings: Settings) -> Report:
         return report
     check_ledger(report)
     check_webhooks(report)
+    check_retention(settings, report)
     return report
