@@ -12,10 +12,22 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
+from shopctl.config import Settings
 from shopctl.models import Order, Product
 from shopctl.schemas import MAX_LINE_QUANTITY
+from tests.conftest import LIMIT_DEFAULTS
 from tests.orders_support import assert_ledger_consistent, bearer, make_product, make_user
+
+DEFAULTS = Settings()
+
+
+@pytest.fixture
+def limited(start_server):
+    """A server with the default per-buyer limits (the suite raises them: conftest)."""
+    with start_server(env=LIMIT_DEFAULTS) as server:
+        yield server
 
 
 def _pay_later(server, headers, items) -> httpx.Response:
@@ -26,8 +38,9 @@ def _line(product, quantity: int = 1) -> dict:
     return {"productId": product.id, "quantity": quantity}
 
 
-def test_a_sixth_open_order_is_refused_and_reserves_nothing(server, settings):
-    assert settings.max_open_orders == 5  # the default
+def test_a_sixth_open_order_is_refused_and_reserves_nothing(limited, settings):
+    server = limited
+    assert DEFAULTS.max_open_orders == 5
     buyer, product = make_user(), make_product("Mug", quantity=100)
     headers = bearer(settings, buyer)
     for _ in range(5):
@@ -53,11 +66,12 @@ def test_a_sixth_open_order_is_refused_and_reserves_nothing(server, settings):
     assert_ledger_consistent()
 
 
-def test_the_open_order_limit_holds_under_concurrent_orders(server, settings):
+def test_the_open_order_limit_holds_under_concurrent_orders(limited, settings):
     """Ten orders at once from a buyer one place short of the limit: exactly one passes."""
+    server = limited
     buyer, product = make_user(), make_product("Mug", quantity=100)
     headers = bearer(settings, buyer)
-    for _ in range(settings.max_open_orders - 1):
+    for _ in range(DEFAULTS.max_open_orders - 1):
         assert _pay_later(server, headers, [_line(product)]).status_code == 201
     barrier = threading.Barrier(10)
 
@@ -70,8 +84,8 @@ def test_the_open_order_limit_holds_under_concurrent_orders(server, settings):
     with ThreadPoolExecutor(10) as pool:
         statuses = sorted(r.status_code for r in pool.map(race, range(10)))
     assert statuses == [201] + [409] * 9, statuses
-    assert Order.select().where(Order.status == "UNPAID").count() == settings.max_open_orders
-    assert Product.get_by_id(product.id).quantity == 100 - settings.max_open_orders
+    assert Order.select().where(Order.status == "UNPAID").count() == DEFAULTS.max_open_orders
+    assert Product.get_by_id(product.id).quantity == 100 - DEFAULTS.max_open_orders
     assert_ledger_consistent()
 
 
@@ -98,7 +112,7 @@ def test_a_line_repeated_past_the_per_line_limit_is_refused(server, settings):
 def test_order_creation_is_rate_limited_per_user(start_server, settings):
     buyer, product = make_user(), make_product("Mug", quantity=100)
     headers = bearer(settings, buyer)
-    with start_server(env={"ORDER_RATE_LIMIT": "3/1h"}) as server:
+    with start_server(env={**LIMIT_DEFAULTS, "ORDER_RATE_LIMIT": "3/1h"}) as server:
         for _ in range(3):
             placed = _pay_later(server, headers, [_line(product)])
             assert placed.status_code == 201
