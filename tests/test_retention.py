@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -20,6 +20,7 @@ from shopctl.services.accounts.auth import hash_password
 from shopctl.services.system import retention
 from tests.orders_support import bearer, make_product, make_user
 from tests.resilience_support import row_counts
+from tests.test_indexes import fresh_database  # noqa: F401  (a fixture)
 from tests.test_webhooks import deliver
 
 PASSWORD = "Passw0rd!"
@@ -209,3 +210,29 @@ def test_doctor_reports_the_tables_and_warns_when_pruning_has_not_run(aged_shop,
     assert checks["retention"]["ok"] is True
     assert utcnow().isoformat()[:10] in checks["retention"]["detail"]
     assert "4 rows" in checks["stripe_event rows"]["detail"]
+
+
+def test_migration_0007_fills_expires_at_rolls_back_and_applies_again(fresh_database):  # noqa: F811
+    from tests.test_indexes import runner_for
+
+    runner = runner_for(fresh_database)
+    earlier = [m.name for m in runner.status() if m.name < "0007"]
+    runner.up(earlier[-1])
+    started = utcnow() - timedelta(minutes=20)
+    fresh_database.execute_sql(
+        'INSERT INTO "login_throttle" ("key", "failures", "window_started_at") VALUES '
+        + ("(%s, %s, %s)" if hasattr(fresh_database, "close_all") else "(?, ?, ?)"),
+        ("email:old@example.com", 3, started),
+    )
+    assert runner.up("0007_retention") == ["0007_retention"]
+    (spent,) = fresh_database.execute_sql('SELECT "expires_at" FROM "login_throttle"').fetchone()
+    spent = spent if not isinstance(spent, str) else datetime.fromisoformat(spent)
+    assert abs(spent - (started + timedelta(minutes=15))) < timedelta(seconds=1)
+    indexes = {i.name for t in ("login_throttle", "refresh_session", "order")
+               for i in fresh_database.get_indexes(t)}  # fmt: skip
+    assert {"login_throttle_expires_at", "refresh_session_expires_at",
+            "order_idempotency_key_created_at"} <= indexes  # fmt: skip
+    assert runner.down() == ["0007_retention"]
+    columns = {c.name for c in fresh_database.get_columns("login_throttle")}
+    assert "expires_at" not in columns
+    assert runner.up("0007_retention") == ["0007_retention"]
