@@ -135,3 +135,51 @@ def test_order_creation_is_rate_limited_per_user(start_server, settings):
             replay = _pay_later(server, keyed, [_line(product)])
             assert replay.status_code == 201
             assert replay.headers.get("idempotent-replayed") == "true"
+
+
+@pytest.mark.parametrize("rate", ["30/1h", "off"])
+def test_a_second_order_waits_for_the_first_to_commit_before_counting(db, settings, rate):
+    """The race made certain: the first placement holds its transaction open (`within`)
+    while the second one runs. Counting without serialising (PostgreSQL reads committed
+    rows only) would let both through at the limit; the second must wait, then count
+    the first and be refused. With a rate limit its counter's row is the lock; without,
+    the buyer's row."""
+    from dataclasses import replace
+
+    from shopctl.config import parse_rate
+    from shopctl.db import connection
+    from shopctl.errors import Conflict
+    from shopctl.schemas import OrderCreate, validate
+    from shopctl.services.orders.placement import place_order
+
+    limited = replace(settings, max_open_orders=2, order_rate=parse_rate(rate))
+    buyer, product = make_user(), make_product("Mug")
+    items = validate(OrderCreate, {"items": [_line(product)]}).items
+    place_order(limited, buyer, items, pay_later=True)  # one place left
+    inside, release, outcomes = threading.Event(), threading.Event(), {}
+
+    def hold(order) -> None:
+        inside.set()
+        release.wait(30)
+
+    def place(name: str, within=None) -> None:
+        with connection():
+            try:
+                place_order(limited, buyer, items, pay_later=True, within=within)
+                outcomes[name] = "placed"
+            except Conflict:
+                outcomes[name] = "refused"
+
+    first = threading.Thread(target=place, args=("first", hold))
+    second = threading.Thread(target=place, args=("second",))
+    first.start()
+    assert inside.wait(30)
+    second.start()
+    second.join(timeout=1.5)  # it must still be waiting: the first has not committed
+    finished_early = not second.is_alive()
+    release.set()
+    first.join()
+    second.join()
+    assert not finished_early, outcomes
+    assert outcomes == {"first": "placed", "second": "refused"}
+    assert Order.select().where(Order.user == buyer.id).count() == 2
