@@ -57,17 +57,20 @@ class RefreshSession(BaseModel):
     family_id = CharField(36, index=True)
     revoked = BooleanField(default=False)
     rotated_at = DateTimeField(null=True)
-    expires_at = DateTimeField()
+    expires_at = DateTimeField(index=True)
     created_at = DateTimeField(default=utcnow)
 
 
 class LoginThrottle(BaseModel):
-    """Failed logins per key (`email:…` or `ip:…`), shared by every worker and replica."""
+    """Rate-limit counters per key (failed logins, registrations, orders: see
+    services/accounts/throttle.py), shared by every worker and replica. `expires_at` is
+    when a row stops mattering (its window and any lock-out over), for `db prune`."""
 
     key = CharField(300, primary_key=True)
     failures = IntegerField(default=0)
     window_started_at = DateTimeField(default=utcnow)
     locked_until = DateTimeField(null=True)
+    expires_at = DateTimeField(null=True, index=True)
 
 
 class Product(BaseModel):
