@@ -277,3 +277,20 @@ def test_status_sync_says_when_stripe_cannot_be_reached(stripe_stack, settings):
     assert response.status_code == 502
     assert "Stripe" in response.json()["message"]
     assert status_of(placed["orderId"]) == "UNPAID"
+
+
+def test_a_payment_flagged_for_review_is_not_shown_as_unconfirmed_forever(stripe_stack, settings):
+    """The handler's checks refused what Stripe said (amount, currency, ids): the page says
+    the shop is checking the payment, and neither refreshes nor asks Stripe again."""
+    from shopctl.models import PaymentReview
+
+    _, _, placed = paid_without_webhooks(stripe_stack, settings)
+    payment = payment_of(placed["orderId"])
+    PaymentReview.create(payment=payment.id, order=placed["orderId"], reason="amount differs")
+    stripe_stack.configure(fail_next=3)  # were Stripe asked, this page would say so
+
+    response = success_page(stripe_stack, placed["sessionId"])
+
+    assert "checking this payment" in status_line(response)
+    assert "http-equiv" not in response.text
+    assert status_of(placed["orderId"]) == "UNPAID"

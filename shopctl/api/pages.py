@@ -133,6 +133,12 @@ def _success_state(found: Confirmation) -> tuple[str, str, str, bool]:
             return "Payment refunded", line, "bad", False
         word = "expired" if status == "EXPIRED" else "was canceled"
         return f"Order {status.lower()}", f"This order {word} before it was paid.", "bad", False
+    if found.in_review:
+        line = (
+            "Your payment arrived, but the shop is checking this payment before it confirms "
+            "the order; it will contact you."
+        )
+        return "Payment being checked", line, "warn", False
     # UNPAID: what did Stripe say?
     if found.session_status == "open" and not found.unreachable:
         return "Not paid yet", "We have not received your payment yet.", "warn", False

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from shopctl.config import Settings
 from shopctl.errors import NotFound, ShopError, TooManyRequests
-from shopctl.models import Order, Payment
+from shopctl.models import Order, Payment, PaymentReview
 from shopctl.services.orders.lifecycle import PAID, REFUNDED
 from shopctl.services.orders.placement import orders_json
 from shopctl.services.payments import gateway
@@ -76,6 +76,7 @@ class Confirmation:
     session_status: str | None = None  # open | complete | expired, when Stripe answered
     unreachable: bool = False  # Stripe was asked and did not answer
     unapplied: bool = False  # Stripe said complete, but the handler refused it
+    in_review: bool = False  # the handler's checks flagged what Stripe said (amount, ids…)
 
 
 def payment_for_session(session_id: str) -> str:
@@ -91,17 +92,26 @@ def _stored(payment_id: str) -> tuple[Order, Payment]:
     return Order.get_by_id(payment.order_id), payment
 
 
+def _in_review(payment_id: str) -> bool:
+    reviews = PaymentReview.select().where(
+        (PaymentReview.payment == payment_id) & (PaymentReview.status == "OPEN")
+    )
+    return reviews.exists()
+
+
 def _needs_stripe(payment_id: str) -> str | None:
-    """The session to ask Stripe about, or None when there is nothing it could change."""
+    """The session to ask Stripe about, or None when there is nothing it could change
+    (settled, a late payment decided, or flagged for an operator's review)."""
     order, payment = _stored(payment_id)
     if payment.session_id is None or order.status in SETTLED or payment.late_outcome:
         return None
-    return payment.session_id
+    return None if _in_review(payment_id) else payment.session_id
 
 
 def _view(payment_id: str, **found) -> Confirmation:
     order, payment = _stored(payment_id)
-    return Confirmation(orders_json([order])[0], payment.late_outcome, **found)
+    view = orders_json([order])[0]
+    return Confirmation(view, payment.late_outcome, in_review=_in_review(payment_id), **found)
 
 
 async def confirm_payment(
