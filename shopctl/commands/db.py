@@ -58,8 +58,10 @@ def prune(
     """Delete what no longer serves a purpose: spent rate-limit counters, refresh sessions
     past their lifetime, idempotency keys past 24 hours, and processed or ignored Stripe
     events older than EVENT_RETENTION_DAYS. In bounded batches; safe on several hosts.
+    Run it daily from cron.
 
-    Example (daily from cron): shopctl db prune --archive /var/lib/shop/events.jsonl
+    \b
+    Example: shopctl db prune --archive /var/lib/shop/events.jsonl
     """
     from shopctl.services.system.retention import prune as prune_tables
 

@@ -170,7 +170,7 @@ def test_a_pending_refund_fails_with_the_events_stripe_sends(client, sandbox, li
 
     again = client.v1.refunds.create({"payment_intent": intent.id})  # refundable again
     assert again.amount == 3000
-    twice = sandbox.http.post(f"{sandbox.url}/_sandbox/refunds/{refund.id}/fail")
+    twice = sandbox.http.post(f"{sandbox.url}/_sandbox/refunds/{refund.id}/fail", json={})
     assert twice.status_code == 400  # only a pending refund can fail
 
 
