@@ -47,11 +47,24 @@ class Settings:
     stripe_currency: str = "usd"
     stripe_api_base: str | None = None
     order_reservation_minutes: float = 30.0
+    # Monitoring: /metrics needs `Authorization: Bearer <metrics_token>` (unset: 404).
+    metrics_token: str | None = None
+    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
+    # prometheus-client's multiprocess directory, set by `shopctl serve` for its workers.
+    metrics_dir: str | None = None
+    # OpenTelemetry traces: the exporter ("otlp", "console") when OTEL_TRACES_EXPORTER or
+    # an OTLP endpoint is set, else "" (off); the SDK reads the other OTEL_* variables.
+    traces: str = ""
     unset: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Metrics are collected once someone can read them: a token, or serve's port."""
+        return bool(self.metrics_token or self.metrics_dir)
 
     @property
     def frontend_url(self) -> str:
@@ -130,6 +143,9 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     rounds = _number(raw, "BCRYPT_SALT_ROUNDS", int, defaults.bcrypt_salt_rounds)
     if not 4 <= rounds <= 31:
         raise ConfigError(f"BCRYPT_SALT_ROUNDS must be between 4 and 31, got {rounds}")
+    log_format = (raw.get("LOG_FORMAT") or "auto").strip().lower()
+    if log_format not in ("json", "text", "auto"):
+        raise ConfigError(f"LOG_FORMAT must be json, text or auto, got {log_format!r}")
     return Settings(
         database_url=raw.get("DATABASE_URL") or defaults.database_url,
         port=_number(raw, "PORT", int, defaults.port),
@@ -147,5 +163,22 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         order_reservation_minutes=_number(
             raw, "ORDER_RESERVATION_MINUTES", float, defaults.order_reservation_minutes
         ),
+        metrics_token=raw.get("METRICS_TOKEN", "").strip() or None,
+        log_format=log_format,
+        metrics_dir=raw.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        traces=_traces_wanted(raw),
         unset=frozenset(name for name in secrets if name not in raw),
     )
+
+
+def _traces_wanted(raw: dict[str, str]) -> str:
+    if raw.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ""
+    exporter = raw.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return ""
+    if exporter in ("otlp", "console"):
+        return exporter
+    if exporter:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {exporter!r}")
+    return "otlp" if raw.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() else ""

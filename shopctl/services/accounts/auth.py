@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -93,6 +94,16 @@ def register(settings: Settings, data: Registration, role: str = "USER") -> dict
 # --- failed-login throttle ------------------------------------------------------------------
 
 
+# Metrics and logs register here at start-up (accounts never imports them): called with
+# the throttled keys' kinds ("email", "ip") each time a login is refused. Must not raise.
+THROTTLE_HOOKS: list[Callable[[list[str]], None]] = []
+
+
+def on_throttled(hook: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    THROTTLE_HOOKS.append(hook)
+    return hook
+
+
 @dataclass(frozen=True)
 class Limit:
     key: str
@@ -144,6 +155,8 @@ def begin_attempt(limits: list[Limit]) -> None:
     if over:
         ends = max(row.window_started_at for row in over) + THROTTLE_WINDOW
         retry_after = max(1, math.ceil((ends - now).total_seconds()))
+        for hook in THROTTLE_HOOKS:
+            hook([row.key.partition(":")[0] for row in over])
         raise TooManyRequests(
             f"Too many failed login attempts; try again in {retry_after} seconds", retry_after
         )

@@ -8,6 +8,9 @@ Sync methods serve the CLI, the cron job and webhook follow-ups (run in threads)
 from __future__ import annotations
 
 import functools
+import inspect
+import time
+from collections.abc import Callable
 
 import stripe
 
@@ -71,3 +74,70 @@ def create_refund(settings: Settings, params: dict, key: str):
 
 def list_events(settings: Settings, params: dict):
     return client(settings).v1.events.list(params)
+
+
+# --- observation -------------------------------------------------------------------------
+# Higher layers (metrics, traces) register here at start-up; gateway never imports them.
+# A hook gets (operation, outcome, started at (time.time()), duration in seconds) after
+# every call; outcome is "ok" or the Stripe error's class name. Hooks must not raise.
+CallHook = Callable[[str, str, float, float], None]
+CALL_HOOKS: list[CallHook] = []
+
+
+def on_call(hook: CallHook) -> CallHook:
+    """Register `hook` for every Stripe call from now on (usable as a decorator)."""
+    CALL_HOOKS.append(hook)
+    return hook
+
+
+def _announce(operation: str, outcome: str, started: float, begun: float) -> None:
+    duration = time.perf_counter() - begun
+    for hook in CALL_HOOKS:
+        hook(operation, outcome, started, duration)
+
+
+def _outcome(error: BaseException | None) -> str:
+    return "ok" if error is None else type(error).__name__
+
+
+def _observed(operation: str, call: Callable) -> Callable:
+    if inspect.iscoroutinefunction(call):
+
+        @functools.wraps(call)
+        async def observed_async(*args, **kwargs):
+            started, begun, error = time.time(), time.perf_counter(), None
+            try:
+                return await call(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                _announce(operation, _outcome(error), started, begun)
+
+        return observed_async
+
+    @functools.wraps(call)
+    def observed(*args, **kwargs):
+        started, begun, error = time.time(), time.perf_counter(), None
+        try:
+            return call(*args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _announce(operation, _outcome(error), started, begun)
+
+    return observed
+
+
+async def _create_session_async(settings: Settings, params: dict, key: str):
+    return await _create_session_call(settings, params, key)
+
+
+_create_session_call = create_session_async
+create_session_async = _observed("checkout.sessions.create", _create_session_async)
+retrieve_session = _observed("checkout.sessions.retrieve", retrieve_session)
+expire_session = _observed("checkout.sessions.expire", expire_session)
+retrieve_payment_intent = _observed("payment_intents.retrieve", retrieve_payment_intent)
+create_refund = _observed("refunds.create", create_refund)
+list_events = _observed("events.list", list_events)

@@ -9,6 +9,9 @@ from shopctl.models import Order, Payment
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
 from shopctl.services.payments import gateway
 from shopctl.services.payments.handlers import Context, apply_refunded_total
+from shopctl.services.payments.late_refunds import announce_refund, on_refund
+
+__all__ = ["on_refund", "refund_order"]
 
 
 def _refundable(order_id: str) -> tuple[Order, Payment]:
@@ -55,7 +58,9 @@ def refund_order(
     try:
         refund = gateway.create_refund(settings, params, key)
     except stripe.StripeError as exc:
+        announce_refund(order.id, payment.id, amount, "failed")
         raise gateway.provider_error(exc) from None
+    announce_refund(order.id, payment.id, amount, str(refund.status or "pending"))
     _record_refund(settings, order.id, payment.refunded_cents + amount, actor)
     return {
         "orderId": order.id,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,10 +55,29 @@ class Outcome:
     result: str  # processed | duplicate | ignored | failed | dry-run
     detail: str = ""
     changes: tuple[str, ...] = ()
+    payment_id: str | None = None
 
 
 class _DryRun(Exception):
     """Raised to roll a dry run's transaction back."""
+
+
+# Metrics and logs register here at start-up: (outcome, source, seconds since Stripe's
+# `created` or None) after each event settles. Hooks must not raise.
+OutcomeHook = Callable[[Outcome, str, float | None], None]
+OUTCOME_HOOKS: list[OutcomeHook] = []
+
+
+def on_outcome(hook: OutcomeHook) -> OutcomeHook:
+    """Register `hook` for every settled event from now on (usable as a decorator)."""
+    OUTCOME_HOOKS.append(hook)
+    return hook
+
+
+def _announce(outcome: Outcome, source: str, created: object = None) -> None:
+    lag = time.time() - created if isinstance(created, int) else None
+    for hook in OUTCOME_HOOKS:
+        hook(outcome, source, lag)
 
 
 # --- receiving ---------------------------------------------------------------------------
@@ -108,7 +129,11 @@ def parse_event(text: str) -> dict:
 
 def receive(settings: Settings, payload: bytes, header: str | None) -> Outcome:
     """A webhook delivery: verify, store, process. Raises ProcessingFailed on failure."""
-    event, text = verify(settings, payload, header)
+    try:
+        event, text = verify(settings, payload, header)
+    except SignatureInvalid:
+        _announce(Outcome("", "unknown", "invalid_signature"), "webhook")
+        raise
     return ingest(settings, event, text, source="webhook")
 
 
@@ -128,7 +153,13 @@ def ingest(
     """
     if dry_run:
         return preview(settings, event)
-    return _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
+    try:
+        outcome = _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
+    except ProcessingFailed:
+        _announce(Outcome(event["id"][:255], event["type"][:100], "failed"), source)
+        raise
+    _announce(outcome, source, event.get("created") if outcome.result != "duplicate" else None)
+    return outcome
 
 
 def _stripe_created(event: dict) -> datetime | None:
@@ -233,7 +264,13 @@ def _mark(row_id: str, status: str, error: str | None, payment_id: str | None = 
 
 def process(settings: Settings, event_id: str, *, force: bool = False) -> Outcome:
     """Apply a stored event in one transaction, then run its follow-ups (e.g. a refund)."""
-    return _settle(settings, event_id, force=force)
+    try:
+        outcome = _settle(settings, event_id, force=force)
+    except ProcessingFailed:
+        _announce(Outcome(event_id, get_event(event_id).type, "failed"), "replay")
+        raise
+    _announce(outcome, "replay")
+    return outcome
 
 
 def _settle(
@@ -255,7 +292,7 @@ def _settle(
     _run_followups(settings, event_id, context)
     result = "processed" if status == PROCESSED else "ignored"
     changes = tuple(context.changes) if context else ()
-    return Outcome(event_id, event["type"], result, note or "", changes)
+    return Outcome(event_id, event["type"], result, note or "", changes, payment and payment.id)
 
 
 def _claim_event(event_id: str, new: tuple[dict, str, str] | None, force: bool) -> dict | Outcome:

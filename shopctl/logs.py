@@ -1,0 +1,111 @@
+"""Structured logs: one JSON object per line (LOG_FORMAT=json), or readable text.
+
+Two kinds of line come from shopctl itself: one per HTTP request (logger
+`shopctl.access`) and one per business event (`shopctl.events`: an order transition, a
+refund, a webhook outcome). Their fields travel in `extra={"fields": {...}}`, so a
+message never has to be parsed. The request id of the request being served sits in a
+context variable, copied into the thread-pool calls, so every line written while a
+request is served carries it. Nothing here knows a secret: callers pass ids, statuses
+and amounts, never tokens, passwords, cookies or card-holder details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from typing import IO, Any
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("shopctl_request_id", default=None)
+ACCESS = logging.getLogger("shopctl.access")
+EVENTS = logging.getLogger("shopctl.events")
+# Sanic's own loggers get the same format, so a log shipper reads one shape.
+_OTHER_LOGGERS = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets")
+_MARK = "shopctl_handler"
+
+
+def resolve_format(configured: str, stream: IO | None = None) -> str:
+    """`json` or `text`; `auto` (the default) is text on a terminal, JSON otherwise."""
+    if configured in ("json", "text"):
+        return configured
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def _moment(record: logging.LogRecord) -> str:
+    seconds = time.gmtime(record.created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(record.msecs):03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "message", "requestId"?, ...fields}` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _moment(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        if request_id:
+            line["requestId"] = request_id
+        line.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger message key=value …` for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = dict(getattr(record, "fields", None) or {})
+        request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
+        if request_id:
+            fields = {"requestId": request_id, **fields}
+        pairs = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+        text = f"{_moment(record)} {record.levelname:<7} {record.name} {record.getMessage()}"
+        text = f"{text} {pairs}" if pairs else text
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure(log_format: str, stream: IO | None = None) -> str:
+    """Send shopctl's logs (and Sanic's) to `stream` in `log_format`; returns the format.
+
+    Idempotent: a second call replaces the handler the first one added.
+    """
+    stream = stream or sys.stderr
+    chosen = resolve_format(log_format, stream)
+    formatter = JsonFormatter() if chosen == "json" else TextFormatter()
+    shop = logging.getLogger("shopctl")
+    _replace_handler(shop, stream, formatter)
+    shop.setLevel(logging.INFO)
+    shop.propagate = False
+    if chosen == "json":
+        for name in _OTHER_LOGGERS:
+            for handler in logging.getLogger(name).handlers:
+                handler.setFormatter(formatter)
+    return chosen
+
+
+def _replace_handler(logger: logging.Logger, stream: IO, formatter: logging.Formatter) -> None:
+    for handler in list(logger.handlers):
+        if getattr(handler, _MARK, False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream)
+    setattr(handler, _MARK, True)
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+
+
+def event(message: str, **fields: Any) -> None:
+    """A business event, e.g. `event("order transition", orderId=…, toStatus="PAID")`."""
+    if EVENTS.isEnabledFor(logging.INFO):
+        clean = {key: value for key, value in fields.items() if value is not None}
+        EVENTS.info(message, extra={"fields": {"event": message, **clean}})
