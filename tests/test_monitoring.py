@@ -122,7 +122,8 @@ def test_prometheus_reads_the_sum_over_both_workers(start_server, settings, tmp_
         ]
         with running_prometheus(tmp_path, jobs) as prom:
             made = {key: float(n) for key, n in traffic.made.items()}
-            requests = f'sum by (method, route, status) (shopctl_http_requests_total{{job="shopctl", {NOT_COUNTED}}})'
+            series = f'shopctl_http_requests_total{{job="shopctl", {NOT_COUNTED}}}'
+            requests = f"sum by (method, route, status) ({series})"
             seen = eventually(lambda: prom.vector(requests, "method", "route", "status"), made)
             assert seen == made
             loopback = f'sum(shopctl_http_requests_total{{job="shopctl_loopback", {NOT_COUNTED}}})'
