@@ -34,7 +34,7 @@ def begin(request: Request, request_id: str) -> None:
     REQUEST_ID.set(request_id)
     spans = request.app.ctx.spans
     if spans is not None:
-        request.ctx.span = spans.start(request, request_id)
+        request.ctx.span = spans.start(request.method, route_template(request), request_id)
 
 
 def finish(request: Request, response, request_id: str) -> None:

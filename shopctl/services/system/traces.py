@@ -27,13 +27,11 @@ class Spans:
     def __init__(self, tracer, otel_context, otel_trace):
         self.tracer, self.context, self.trace = tracer, otel_context, otel_trace
 
-    def start(self, request, request_id: str):
-        from shopctl.api.observability import route_template
-
+    def start(self, method: str, route: str, request_id: str):
         span = self.tracer.start_span(
-            f"{request.method} {route_template(request)}",
+            f"{method} {route}",
             kind=self.trace.SpanKind.SERVER,
-            attributes={ATTRIBUTE: request_id, "http.request.method": request.method},
+            attributes={ATTRIBUTE: request_id, "http.request.method": method},
         )
         token = self.context.attach(self.trace.set_span_in_context(span))
         return span, token
