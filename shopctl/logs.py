@@ -21,8 +21,6 @@ from typing import IO, Any
 REQUEST_ID: ContextVar[str | None] = ContextVar("shopctl_request_id", default=None)
 ACCESS = logging.getLogger("shopctl.access")
 EVENTS = logging.getLogger("shopctl.events")
-# Sanic's own loggers get the same format, so a log shipper reads one shape.
-_OTHER_LOGGERS = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets")
 _MARK = "shopctl_handler"
 
 
@@ -76,8 +74,10 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(log_format: str, stream: IO | None = None) -> str:
-    """Send shopctl's logs (and Sanic's) to `stream` in `log_format`; returns the format.
+    """Send shopctl's logs to `stream` in `log_format`; returns the format chosen.
 
+    Sanic's own start-up lines keep its text format (the test harness and operators
+    wait for "Worker ready"); unexpected errors are logged by shopctl, in this format.
     Idempotent: a second call replaces the handler the first one added.
     """
     stream = stream or sys.stderr
@@ -87,10 +87,6 @@ def configure(log_format: str, stream: IO | None = None) -> str:
     _replace_handler(shop, stream, formatter)
     shop.setLevel(logging.INFO)
     shop.propagate = False
-    if chosen == "json":
-        for name in _OTHER_LOGGERS:
-            for handler in logging.getLogger(name).handlers:
-                handler.setFormatter(formatter)
     return chosen
 
 
