@@ -33,9 +33,19 @@ def resolve_format(configured: str, stream: IO | None = None) -> str:
     return "text" if isatty is not None and isatty() else "json"
 
 
+_second: list = [None, ""]  # the last whole second formatted, and its text
+
+
+def _timestamp(created: float) -> str:
+    """`2026-12-02T05:06:12.699Z`; strftime once per second, not once per line."""
+    whole = int(created)
+    if _second[0] != whole:
+        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
+
+
 def _moment(record: logging.LogRecord) -> str:
-    seconds = time.gmtime(record.created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{int(record.msecs):03d}Z"
+    return _timestamp(record.created)
 
 
 class JsonFormatter(logging.Formatter):
@@ -98,6 +108,38 @@ def _replace_handler(logger: logging.Logger, stream: IO, formatter: logging.Form
     setattr(handler, _MARK, True)
     handler.setFormatter(formatter)
     logger.addHandler(handler)
+
+
+def request_line(fields: dict[str, Any]) -> None:
+    """One request's line (logger `shopctl.access`), written straight to the handler's
+    stream under the handler's lock: the same line a LogRecord would make, at a third of
+    the cost (no record, no formatter dispatch), as every request writes one."""
+    handler = _handler(ACCESS)
+    if handler is None or not ACCESS.isEnabledFor(logging.INFO):
+        return
+    if isinstance(handler.formatter, JsonFormatter):
+        head = {"time": _timestamp(time.time()), "level": "info", "logger": ACCESS.name}
+        text = json.dumps({**head, "message": "request", **fields}, separators=(",", ":"))
+    else:
+        record = ACCESS.makeRecord(ACCESS.name, logging.INFO, "", 0, "request", None, None)
+        record.fields = fields
+        text = handler.format(record)
+    handler.acquire()
+    try:
+        handler.stream.write(text + "\n")
+        handler.stream.flush()
+    except (OSError, ValueError):  # a closed or broken stream must not fail the request
+        pass
+    finally:
+        handler.release()
+
+
+def _handler(logger: logging.Logger) -> logging.StreamHandler | None:
+    for candidate in (logger, logger.parent):
+        for handler in candidate.handlers if candidate else ():
+            if getattr(handler, _MARK, False):
+                return handler
+    return None
 
 
 def event(message: str, **fields: Any) -> None:

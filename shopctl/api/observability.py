@@ -17,7 +17,7 @@ from sanic.response import raw
 from shopctl.api.common import call
 from shopctl.config import Settings
 from shopctl.errors import Unauthorized
-from shopctl.logs import ACCESS, REQUEST_ID
+from shopctl.logs import ACCESS, REQUEST_ID, request_line
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -59,7 +59,7 @@ def finish(request: Request, response, request_id: str) -> None:
             "durationMs": round(seconds * 1000, 2),
             "userId": getattr(user, "id", None),
         }
-        ACCESS.info("request", extra={"fields": fields, "request_id": request_id})
+        request_line(fields)
 
 
 async def metrics_endpoint(request: Request):

@@ -168,6 +168,8 @@ def serve(
         usage_error(f"--metrics-port must be a free port from 1 to 65535, got {metrics_port}")
     if settings.metrics_token or metrics_port:
         settings = replace(settings, metrics_dir=_metrics_directory())
+    else:  # nobody can read metrics: the workers collect none
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
     if metrics_port:
         _serve_metrics_port(metrics_port, settings)
     if sandbox:

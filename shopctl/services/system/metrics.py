@@ -53,7 +53,7 @@ TRANSITIONS = Counter(
 )
 WEBHOOK_EVENTS = Counter(
     "shopctl_webhook_events",
-    "Stripe events settled (webhook or replay), by type and outcome.",
+    "Stripe events settled (webhook, replay or sync), by type and outcome.",
     ["type", "outcome"],
 )
 WEBHOOK_LAG = Histogram(
