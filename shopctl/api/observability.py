@@ -69,6 +69,7 @@ async def metrics_endpoint(request: Request):
     settings: Settings = request.app.ctx.settings
     if not metrics.token_matches(settings, request.headers.get("authorization", "")):
         raise Unauthorized("Send Authorization: Bearer <METRICS_TOKEN>")
+    metrics.flush()  # this worker's latest requests, then everything every worker wrote
     body = await call(request, metrics.exposition, settings)
     return raw(body, content_type=metrics.CONTENT_TYPE)
 
@@ -85,6 +86,7 @@ def install(app: Sanic, settings: Settings) -> None:
 
         metrics.install(settings)
         app.ctx.observe_request = metrics.observe_request
+        app.before_server_stop(lambda app: metrics.flush())  # a stopping worker's last second
     if settings.metrics_token:
         app.add_route(metrics_endpoint, "/metrics", methods=["GET"], name="metrics")
     if settings.traces:

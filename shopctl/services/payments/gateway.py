@@ -8,7 +8,6 @@ Sync methods serve the CLI, the cron job and webhook follow-ups (run in threads)
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections.abc import Callable
 
@@ -101,21 +100,6 @@ def _outcome(error: BaseException | None) -> str:
 
 
 def _observed(operation: str, call: Callable) -> Callable:
-    if inspect.iscoroutinefunction(call):
-
-        @functools.wraps(call)
-        async def observed_async(*args, **kwargs):
-            started, begun, error = time.time(), time.perf_counter(), None
-            try:
-                return await call(*args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                _announce(operation, _outcome(error), started, begun)
-
-        return observed_async
-
     @functools.wraps(call)
     def observed(*args, **kwargs):
         started, begun, error = time.time(), time.perf_counter(), None
@@ -130,12 +114,24 @@ def _observed(operation: str, call: Callable) -> Callable:
     return observed
 
 
-async def _create_session_async(settings: Settings, params: dict, key: str):
-    return await _create_session_call(settings, params, key)
+def _observed_async(operation: str, call: Callable) -> Callable:
+    """For a function returning an awaitable: observed when the awaitable completes."""
+
+    @functools.wraps(call)
+    async def observed(*args, **kwargs):
+        started, begun, error = time.time(), time.perf_counter(), None
+        try:
+            return await call(*args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _announce(operation, _outcome(error), started, begun)
+
+    return observed
 
 
-_create_session_call = create_session_async
-create_session_async = _observed("checkout.sessions.create", _create_session_async)
+create_session_async = _observed_async("checkout.sessions.create", create_session_async)
 retrieve_session = _observed("checkout.sessions.retrieve", retrieve_session)
 expire_session = _observed("checkout.sessions.expire", expire_session)
 retrieve_payment_intent = _observed("payment_intents.retrieve", retrieve_payment_intent)
