@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
@@ -83,6 +84,7 @@ def open_database(url: str, *, max_connections: int = 32) -> Database:
         path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
         if not path:
             raise ConfigError(f"DATABASE_URL: give a file, e.g. sqlite:///shopctl.db (got {url!r})")
+        _check_sqlite_version()
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     if parsed.scheme in ("postgresql", "postgres"):
         name = unquote(parsed.path.lstrip("/"))
@@ -113,6 +115,18 @@ def init_database(url: str, **kwargs) -> Database:
     db.shopctl_url = url
     database.initialize(db)
     return db
+
+
+# Order placement takes stock with UPDATE … FROM … RETURNING (SQLite 3.35, March 2021).
+SQLITE_MINIMUM = (3, 35)
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+        raise ConfigError(
+            f"shopctl needs SQLite {'.'.join(map(str, SQLITE_MINIMUM))} or newer; this Python"
+            f" has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python build"
+        )
 
 
 def is_sqlite() -> bool:

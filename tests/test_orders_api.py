@@ -265,28 +265,6 @@ def test_a_valid_token_hears_about_its_body(app_client, buyer, hops):
     assert len(hops) == 1  # authenticated first, then refused
 
 
-def test_products_are_taken_line_by_line_where_update_returning_is_missing(
-    app_client, buyer, mug, monkeypatch
-):
-    """SQLite before 3.35 has no RETURNING: the same answers, one UPDATE per line."""
-    from shopctl.services.orders import lifecycle
-
-    monkeypatch.setattr(lifecycle, "_returning_supported", lambda: False)
-    pen = make_product("Pen", price_cents=199, quantity=1)
-    ok = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 2), (pen, 1))})
-    assert ok.status_code == 201
-    order = Order.get_by_id(ok.json["data"]["orderId"])
-    assert order.amount_cents == 2 * 1250 + 199
-    assert sorted((i.product_name, i.price_cents) for i in order.items) == [
-        ("Mug", 1250),
-        ("Pen", 199),
-    ]
-    short = post(app_client, "/order/pay-later", buyer, {"items": lines((mug, 1), (pen, 1))})
-    assert short.status_code == 409 and "Pen (0 left)" in short.json["message"]
-    assert (stock_of(mug), stock_of(pen)) == (8, 0)
-    assert_ledger_consistent()
-
-
 # --- Idempotency-Key ---------------------------------------------------------------------
 
 
