@@ -188,6 +188,15 @@ def test_routes_are_labelled_by_template_never_by_raw_path(metrics_client):
     assert ("unmatched", "404") in samples
 
 
+def test_the_openapi_document_describes_metrics_once_it_is_served(metrics_client):
+    """Regression: with METRICS_TOKEN the undocumented /metrics route made the document
+    fail (500) instead of listing it."""
+    _, response = metrics_client.get("/api/v1/openapi.json")
+    assert response.status_code == 200, response.text
+    operation = response.json["paths"]["/metrics"]["get"]
+    assert "401" in operation["responses"] and "200" in operation["responses"]
+
+
 # --- doctor --prometheus ----------------------------------------------------------------
 
 

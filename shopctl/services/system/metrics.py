@@ -230,6 +230,10 @@ class DatabaseGauges:
         self._lock = threading.Lock()
         self._cached: tuple[float, list] = (0.0, [])
 
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        """The names, for the registry's duplicate check, without reading the database."""
+        return [GaugeMetricFamily(name, name) for name in GAUGE_NAMES]
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         with self._lock:
             at, families = self._cached
@@ -284,6 +288,14 @@ def _read_gauges() -> list[GaugeMetricFamily]:
     ]
 
 
+GAUGE_NAMES = (
+    "shopctl_database_up",
+    "shopctl_reserved_units",
+    "shopctl_unpaid_orders",
+    "shopctl_failed_events",
+    "shopctl_stuck_orders",
+    "shopctl_oldest_overdue_seconds",
+)
 DATABASE_GAUGES = DatabaseGauges()
 
 
