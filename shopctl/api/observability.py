@@ -17,7 +17,7 @@ from sanic.response import raw
 from shopctl.api.common import call
 from shopctl.config import Settings
 from shopctl.errors import Unauthorized
-from shopctl.logs import ACCESS, REQUEST_ID, request_line
+from shopctl.logs import ACCESS, REQUEST_ID, WRITER, request_line
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -79,6 +79,8 @@ def install(app: Sanic, settings: Settings) -> None:
     from shopctl.services.system import business_log
 
     business_log.install()
+    # Log lines still queued when a worker stops (its atexit never runs: multiprocessing).
+    app.after_server_stop(lambda app: WRITER.drain(timeout=2.0))
     app.ctx.observe_request = None
     app.ctx.spans = None
     if settings.metrics_enabled:
