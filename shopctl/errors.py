@@ -32,6 +32,13 @@ class InvalidInput(ShopError):
         self.errors = errors
 
 
+class NotChargeable(ShopError):
+    """An amount Stripe would refuse to charge (under its minimum, over its maximum)."""
+
+    status = 400
+    code = "amount_not_chargeable"
+
+
 class Unauthorized(ShopError):
     status = 401
     code = "unauthorized"
@@ -86,6 +93,13 @@ class PaymentProviderError(ShopError):
 
     status = 502
     code = "payment_provider_error"
+
+
+class StripeUnreachable(PaymentProviderError):
+    """Stripe did not answer within STRIPE_TIMEOUT (or refused the connection)."""
+
+    status = 503
+    code = "stripe_unreachable"
 
 
 class ConfigError(ShopError):

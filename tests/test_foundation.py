@@ -68,7 +68,10 @@ def test_bad_settings_are_refused_by_name(monkeypatch, name, value):
 
 
 def test_production_refuses_default_secrets_and_names_them(tmp_path):
-    env = {"SHOPCTL_ENV": "production", "JWT_ACCESS_SECRET": "a-real-secret-value"}
+    env = {
+        "SHOPCTL_ENV": "production",
+        "JWT_ACCESS_SECRET": "a-real-secret-value-of-32-bytes-or-more",
+    }
     for name in ("JWT_REFRESH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         env[name] = ""
     result = _shopctl("serve", "--port", str(free_port()), env=env, cwd=tmp_path)

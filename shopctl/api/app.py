@@ -137,7 +137,7 @@ def _enable_cors(app: Sanic, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic:
     """Build the API. Called once per worker process (Sanic's AppLoader factory)."""
     settings = settings or load_settings()
-    settings.check_production()
+    settings.check_safe()
     app = Sanic(name, strict_slashes=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"

@@ -254,7 +254,11 @@ def _schema_of(data: Any) -> dict[str, Any]:
 
 # status: (component name, description)
 ERRORS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "Invalid input: `Validation Error` with a list of `{path, message}`"),
+    400: (
+        "BadRequest",
+        "Invalid input: `Validation Error` with a list of `{path, message}`, or an amount "
+        "Stripe cannot charge (the message names the limit)",
+    ),
     401: ("Unauthorized", "Missing, invalid or expired credentials"),
     403: ("Forbidden", "Authenticated, but this role may not (or a cross-site cookie request)"),
     404: ("NotFound", "No such resource (someone else's order or payment is also 404)"),
@@ -269,7 +273,11 @@ ERRORS: dict[int, tuple[str, str]] = {
         "failed (stored as FAILED; Stripe retries)",
     ),
     502: ("PaymentProviderError", "Stripe could not be reached or refused the call"),
-    503: ("Unavailable", "The database is unavailable"),
+    503: (
+        "Unavailable",
+        "The database is unavailable, or the request ran out of the server's response time "
+        "(`error.code` `database_unavailable` or `response_timeout`)",
+    ),
 }
 
 VALIDATION_EXAMPLE = {

@@ -73,6 +73,21 @@ class Order(BaseModel):
     payment: PaymentSummary | None
 
 
+class StripeNotice(BaseModel):
+    """Whether Stripe confirmed the Checkout Session closed; when not, what follows."""
+
+    sessionClosed: bool
+    outcome: Literal["no-session", "closed", "unknown", "unreachable", "refused"]
+    message: str | None
+
+
+class CanceledOrder(Order):
+    """The canceled order. The cancel happens whatever Stripe answers: `stripe.message`
+    (also the envelope's message) says when Stripe could not be reached and what follows."""
+
+    stripe: StripeNotice
+
+
 class Session(BaseModel):
     """Also set as HttpOnly cookies `accessToken` and `refreshToken`."""
 
@@ -169,6 +184,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     OrderItem,
     PaymentSummary,
     Order,
+    StripeNotice,
+    CanceledOrder,
     Session,
     TokenPair,
     Checkout,

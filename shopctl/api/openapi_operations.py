@@ -262,12 +262,14 @@ OPERATIONS: dict[str, Operation] = {
         "Order",
         "Cancel an order",
         "Order canceled successfully",
-        out.Order,
+        out.CanceledOrder,
         auth="user",
         path=s.OrderRef,
-        errors=(409, 502),
+        errors=(409,),
         description="Only UNPAID orders; the stock goes back and the Checkout Session is "
-        "expired at Stripe. The owner or an admin.",
+        "expired at Stripe first (within STRIPE_TIMEOUT). If Stripe cannot be reached, the "
+        "order is canceled anyway and `stripe.message` says what follows. 409 when Stripe "
+        "says it was paid meanwhile. The owner or an admin.",
     ),
     "orders.list_orders": Operation(
         "Order",

@@ -37,6 +37,10 @@ def _from_sanic(request: Request, exc: sanic_errors.SanicException) -> HTTPRespo
         return failure(404, NOT_FOUND_MESSAGE, error)
     if isinstance(exc, sanic_errors.PayloadTooLarge):
         return failure(413, "Request body too large", {"limitBytes": 1024 * 1024})
+    if isinstance(exc, sanic_errors.ServiceUnavailable):  # Sanic's RESPONSE_TIMEOUT passed
+        log.warning("response timeout: %s %s", request.method, request.path)
+        error = {"code": "response_timeout", "path": request.path}
+        return failure(503, "The request took too long; retry later", error)
     if isinstance(exc, sanic_errors.MethodNotAllowed):
         return failure(405, "Method not allowed", {"path": request.path, "method": request.method})
     if status >= 500:

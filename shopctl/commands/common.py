@@ -12,6 +12,9 @@ import typer
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Done here as far as it could be, but Stripe could not be reached or did not confirm
+# (a cancel or expiry happened locally; a refund, sync or reconcile changed nothing).
+EXIT_STRIPE_UNREACHABLE = 3
 
 
 def _stderr(message: str) -> None:
@@ -30,13 +33,23 @@ def usage_error(message: str):
     fail(message, EXIT_USAGE)
 
 
+def stripe_warning(message: str):
+    """The work was done here, Stripe's side was not: say what follows, exit 3."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(
+        f"Warning: {message}", markup=False, style="bold yellow"
+    )
+    raise typer.Exit(EXIT_STRIPE_UNREACHABLE)
+
+
 def bootstrap():
     """Load settings and open the database; returns the settings."""
     from shopctl.config import load_settings
     from shopctl.db import init_database
 
     settings = load_settings()
-    settings.check_production()
+    settings.check_safe()
     init_database(settings.database_url, max_connections=8)
     start_logging(settings)
     return settings
@@ -60,13 +73,15 @@ def handle_errors(command):
     def wrapper(*args, **kwargs):
         from peewee import DatabaseError
 
-        from shopctl.errors import InvalidInput, ShopError
+        from shopctl.errors import InvalidInput, ShopError, StripeUnreachable
 
         try:
             return command(*args, **kwargs)
         except InvalidInput as exc:
             details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
             fail(f"{exc.message}: {details}", EXIT_USAGE)
+        except StripeUnreachable as exc:
+            fail(exc.message, EXIT_STRIPE_UNREACHABLE)
         except ShopError as exc:
             fail(exc.message)
         except DatabaseError as exc:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from shopctl.commands.common import bootstrap, confirm, console, fail, handle_errors, print_json
+from shopctl.commands.common import (
+    bootstrap,
+    confirm,
+    console,
+    fail,
+    handle_errors,
+    print_json,
+    stripe_warning,
+)
 
 app = typer.Typer(
     help="Orders: inspect, cancel, expire overdue reservations.", no_args_is_help=True
@@ -136,6 +144,9 @@ def cancel(
 ) -> None:
     """Cancel an unpaid order and put its stock back (the same rules as the API).
 
+    Its Checkout Session is expired at Stripe first. When Stripe cannot be reached (or
+    does not confirm), the order is canceled here anyway, the command says what follows
+    and exits 3.
     Example: shopctl orders cancel 0b7c…-… --yes
     """
     from shopctl.services.payments.sessions import cancel_order  # closes the Checkout Session first
@@ -145,9 +156,12 @@ def cancel(
     confirm(f"Cancel order {order_id} and return its stock?", yes)
     order = cancel_order(settings, order_id, user=None, actor="cli")
     if as_json:
-        return print_json(order)
-    units = sum(item["quantity"] for item in order["items"])
-    console().print(f"Canceled order {order_id}; {units} unit(s) back in stock.")
+        print_json(order)
+    else:
+        units = sum(item["quantity"] for item in order["items"])
+        console().print(f"Canceled order {order_id}; {units} unit(s) back in stock.")
+    if order["stripe"]["message"]:
+        stripe_warning(order["stripe"]["message"])
 
 
 @app.command("expire")
@@ -163,7 +177,8 @@ def expire(
 ) -> None:
     """Expire overdue unpaid orders and put their stock back. Run it from cron every minute.
 
-    Safe to run on several hosts at once. Exits 1 if any order failed.
+    Safe to run on several hosts at once. Exits 1 if any order failed, 3 if every order
+    expired but Stripe could not confirm some of their Checkout Sessions closed.
     Example: * * * * * shopctl orders expire
     """
     from shopctl.services.payments.sessions import expire_overdue  # closes Checkout Sessions first
@@ -176,5 +191,14 @@ def expire(
         console().print(summary.line())
         for error in summary.errors[:10]:
             console().print(f"  {error}", markup=False)
+        for warning in summary.warnings[:10]:
+            console().print(f"  {warning}", markup=False)
     if not summary.ok:
         fail(f"{summary.failed} order(s) could not be expired")
+    if summary.unconfirmed:
+        stripe_warning(
+            f"{summary.unconfirmed} order(s) expired here, but Stripe could not be reached "
+            "or did not confirm their Checkout Sessions closed. Those sessions may stay open "
+            "until they expire at Stripe; a payment in between is refunded or re-reserved "
+            "as a late payment."
+        )

@@ -7,16 +7,29 @@ from typing import Annotated
 
 import typer
 
+SANDBOX_SECRET_VARIABLE = "SHOPCTL_SANDBOX_WEBHOOK_SECRET"
+
 
 def sandbox(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. The Stripe API and checkout pages follow it; the "
+            "control endpoints (/_sandbox/) always answer loopback clients only."
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 12111,
     webhook_url: Annotated[
         list[str] | None,
         typer.Option(help="Where to POST signed events; repeat for several endpoints."),
     ] = None,
     webhook_secret: Annotated[
-        str, typer.Option(help="Secret that signs webhooks (Stripe-Signature v1).")
+        str,
+        typer.Option(
+            help="Secret that signs webhooks (Stripe-Signature v1).",
+            envvar=SANDBOX_SECRET_VARIABLE,
+            show_envvar=True,
+        ),
     ] = "whsec_sandbox",
     latency_ms: Annotated[
         int, typer.Option(help="Delay every Stripe API answer by this many milliseconds.")

@@ -13,6 +13,7 @@ from dataclasses import replace
 import typer
 
 from shopctl.commands.common import console, handle_errors, usage_error
+from shopctl.commands.sandbox import SANDBOX_SECRET_VARIABLE
 
 # Sanic adds this variable to a server process's environment once its socket listens.
 # Adding a variable reallocates the C environment, and a thread reading it meanwhile
@@ -64,29 +65,39 @@ def _serve_metrics_port(port: int, settings) -> None:
     console().print(f"metrics on http://127.0.0.1:{port}/metrics")
 
 
-def _start_sandbox(host: str, port: int, api_url: str, settings) -> None:
-    """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop."""
-    secret = settings.stripe_webhook_secrets[0]
+# The sandbox beside `serve --sandbox` is a local test tool: it listens on loopback
+# whatever --host the API takes (`shopctl sandbox --host` is the way to share it).
+SANDBOX_HOST = "127.0.0.1"
+
+
+def _start_sandbox(port: int, api_host: str, api_port: int, settings) -> None:
+    """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop.
+
+    The webhook secret goes through the environment, not the command line (which every
+    local user can read in `ps`)."""
+    api = SANDBOX_HOST if api_host in ("0.0.0.0", "::", "") else api_host
+    api = f"[{api}]" if ":" in api else api
     command = [
         sys.executable,
         "-m",
         "shopctl",
         "sandbox",
         "--host",
-        host,
+        SANDBOX_HOST,
         "--port",
         str(port),
         "--webhook-url",
-        f"{api_url}/api/v1/payment/webhook",
-        "--webhook-secret",
-        secret,
+        f"http://{api}:{api_port}/api/v1/payment/webhook",
     ]
-    process = subprocess.Popen(command)
+    env = {**os.environ, SANDBOX_SECRET_VARIABLE: settings.stripe_webhook_secrets[0]}
+    process = subprocess.Popen(command, env=env)
     atexit.register(_stop, process)
-    os.environ["STRIPE_API_BASE"] = f"http://{host}:{port}"
+    os.environ["STRIPE_API_BASE"] = f"http://{SANDBOX_HOST}:{port}"
     if not settings.stripe_secret_key.startswith("sk_test_"):
         os.environ["STRIPE_SECRET_KEY"] = "sk_test_sandbox"
-    console().print(f"Stripe sandbox on http://{host}:{port} (checkout pages, webhooks to the API)")
+    console().print(
+        f"Stripe sandbox on http://{SANDBOX_HOST}:{port} (checkout pages, webhooks to the API)"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -140,7 +151,10 @@ def serve(
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
     migrate: bool = typer.Option(False, "--migrate", help="Apply pending migrations first."),
     sandbox: bool = typer.Option(
-        False, "--sandbox", help="Also run the local Stripe sandbox and wire the API to it."
+        False,
+        "--sandbox",
+        help="Also run the local Stripe sandbox (on 127.0.0.1, whatever --host says) and "
+        "wire the API to it.",
     ),
     sandbox_port: int = typer.Option(12111, help="Port of the sandbox with --sandbox."),
     metrics_port: int = typer.Option(
@@ -155,7 +169,7 @@ def serve(
     from shopctl.config import load_settings
 
     settings = load_settings()
-    settings.check_production()
+    settings.check_safe()
     port = port or settings.port
     if not 0 < port < 65536:
         usage_error(f"--port must be between 1 and 65535, got {port}")
@@ -173,6 +187,6 @@ def serve(
     if metrics_port:
         _serve_metrics_port(metrics_port, settings)
     if sandbox:
-        _start_sandbox(host, sandbox_port, f"http://{host}:{port}", settings)
+        _start_sandbox(sandbox_port, host, port, settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
     _run(host, port, workers)

@@ -19,11 +19,11 @@ def database_ok() -> bool:
 
 def check_configuration(settings: Settings, report: Report) -> None:
     insecure = settings.insecure_settings()
-    if settings.is_production and insecure:
+    if problems := settings.safety_problems():
         report.add(
             "configuration",
             False,
-            "default or missing: " + ", ".join(insecure),
+            "; ".join(problems),
             "set them in the environment or .env",
         )
     elif insecure:
