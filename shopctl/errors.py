@@ -107,3 +107,10 @@ class ConfigError(ShopError):
 
     status = 500
     code = "config_error"
+
+
+class Ambiguous(ShopError):
+    """A shortened id that matches several rows; `detail` lists them."""
+
+    status = 409
+    code = "ambiguous"

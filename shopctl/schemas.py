@@ -1,6 +1,6 @@
 """Input validation shared by both front doors: API handlers and CLI commands.
 
-Each schema is a pydantic model; `validate()` turns its errors into the seed's
+Each schema is a pydantic model; `validate()` turns its errors into the v1 API's
 validation list `[{path, message}]` inside an `InvalidInput`.
 """
 
@@ -186,7 +186,7 @@ Email = Annotated[
 
 
 def password_problems(password: str) -> list[str]:
-    """The seed's password policy: one message per broken rule (the seed listed each one)."""
+    """The v1 API's password policy: one message per broken rule, as existing clients expect."""
     has_special = any(not c.isalnum() for c in password)
     rules = {
         "Password must be at least 8 characters long.": len(password) >= 8,

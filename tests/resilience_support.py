@@ -109,6 +109,7 @@ SPEC_EDGES = {
     (CANCELED, PAID),
     (EXPIRED, REFUNDED),
     (CANCELED, REFUNDED),
+    (REFUNDED, PAID),  # a refund that failed or was canceled (issue #15)
 }
 
 

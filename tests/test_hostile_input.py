@@ -85,7 +85,7 @@ def _send(server, method: str, path: str, headers: dict, payload) -> httpx.Respo
 
 
 def _refused(response: httpx.Response) -> bool:
-    """A 4xx with the seed's error envelope."""
+    """A 4xx with the v1 API's error envelope."""
     try:
         body = response.json()
     except ValueError:

@@ -33,7 +33,7 @@ def test_exponent_per_currency(currency, places):
 @pytest.mark.parametrize(
     "value, currency, minor",
     [
-        ("12.505", "usd", 1251),  # half-up, like the seed
+        ("12.505", "usd", 1251),  # half-up, like the Express API it replaces
         ("12.504", "usd", 1250),
         ("12.50", "usd", 1250),
         (12.505, "usd", 1251),  # a JSON number goes through str(), never float math

@@ -46,7 +46,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
     async def open_resources(app: Sanic):
         app.ctx.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="shopctl-db")
         app.ctx.database = init_database(
-            settings.database_url, max_connections=EXECUTOR_THREADS + 2
+            settings.database_url, max_connections=EXECUTOR_THREADS + 2, create=False
         )
 
     @app.after_server_stop
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     _register_middleware(app)
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
-    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="seed_webhook")
+    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="dashboard_webhook")
     observability.install(app, settings)  # metrics, /metrics, traces, business-event logs
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)

@@ -3,7 +3,7 @@
 Paths and methods come from the app's router. Request bodies and the query, path and
 header parameters come from the pydantic models in `shopctl.schemas` that validate the
 requests, so the document cannot drift from the validation (one source of truth).
-Responses are the seed's envelopes around the models in `openapi_models`; auth, the
+Responses are the v1 API's envelopes around the models in `openapi_models`; auth, the
 success message and the status codes of each route are in `OPERATIONS`, keyed by route
 name. A served route missing from `OPERATIONS` is an error, not a silent gap.
 """
@@ -34,12 +34,12 @@ IDEMPOTENCY_KEY = (
 )
 
 DESCRIPTION = """\
-The shop's REST API: the seed's JSON contract, served by shopctl.
+The shop's REST API: the JSON contract of the Express API it replaces, served by shopctl.
 
 * Success: `{statusCode, success: true, message, meta?, data}`.
 * Error: `{statusCode, success: false, message, error}`; validation errors are status 400,
   message `Validation Error`, `error` a list of `{path, message}`.
-* A JSON body of the form `{"data": "<json string>"}` is read as that JSON (as the seed's
+* A JSON body of the form `{"data": "<json string>"}` is read as that JSON (as the Express API's
   `validateRequest` did). Bodies over 1 MiB get 413. Every response has `X-Request-ID`.
 * Auth: `Authorization: Bearer <accessToken>` or the `accessToken` cookie set by
   `POST /api/v1/auth/login`.

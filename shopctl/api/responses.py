@@ -1,4 +1,4 @@
-"""The seed's JSON envelopes, and the one place that turns errors into them."""
+"""The v1 API's JSON envelopes, and the one place that turns errors into them."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _unexpected(request: Request, exc: BaseException) -> HTTPResponse:
 
 
 def error_response(request: Request, exc: BaseException) -> HTTPResponse:
-    """Every error the API can raise, as the seed's error envelope. Never internals."""
+    """Every error the API can raise, as the v1 API's error envelope. Never internals."""
     if isinstance(exc, InvalidInput):
         return failure(400, exc.message, exc.errors)
     if isinstance(exc, TooManyRequests):

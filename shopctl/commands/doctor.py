@@ -21,7 +21,10 @@ def doctor(
 ) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
-    Exits 1 when anything is wrong. Examples: shopctl doctor --json;
+    Exits 1 when anything is wrong.
+
+    \b
+    Examples: shopctl doctor --json;
     shopctl doctor --prometheus /var/lib/node_exporter/textfile/shopctl.prom (cron)
     """
     from shopctl.config import load_settings
@@ -29,7 +32,7 @@ def doctor(
     from shopctl.services.system.doctor import run_checks, write_prometheus
 
     settings = load_settings()
-    init_database(settings.database_url, max_connections=4)
+    init_database(settings.database_url, max_connections=4, create=False)
     report = run_checks(settings)
     if prometheus is not None:
         try:
@@ -39,11 +42,24 @@ def doctor(
     if as_json:
         print_json({"ok": report.ok, "checks": [vars(check) for check in report.checks]})
     else:
-        out = console()
-        for check in report.checks:
-            mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-            out.print(f"{mark} {check.name:<14} {check.detail}")
-            if check.hint and not check.ok:
-                out.print(f"       → {check.hint}")
+        _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _print_report(report) -> None:
+    """One line per check; a long detail or hint wraps under its own column."""
+    from rich.table import Table
+
+    from shopctl.commands.tables import text
+
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for check in report.checks:
+        mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        grid.add_row(mark, check.name, text(check.detail))
+        if check.hint and not check.ok:
+            grid.add_row("", "", text(f"→ {check.hint}"))
+    console().print(grid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
 import subprocess
@@ -12,7 +13,14 @@ from dataclasses import replace
 
 import typer
 
-from shopctl.commands.common import console, handle_errors, usage_error
+from shopctl.commands.common import (
+    console,
+    ensure_port_free,
+    fail,
+    handle_errors,
+    port_in_use,
+    usage_error,
+)
 from shopctl.commands.sandbox import SANDBOX_SECRET_VARIABLE
 
 # Sanic adds this variable to a server process's environment once its socket listens.
@@ -144,6 +152,17 @@ def _run(host: str, port: int, workers: int) -> None:
         Sanic.serve(primary=app, app_loader=loader)
 
 
+def _require_schema(db, url: str) -> None:
+    """Refuse a database without shopctl's tables; one that is down may come back
+    (`/api/v1/health` answers 503 meanwhile), so the server starts anyway."""
+    from peewee import DatabaseError
+
+    try:
+        db.require_schema(url)
+    except DatabaseError:
+        db.discard_connection()
+
+
 @handle_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all)."),
@@ -173,11 +192,16 @@ def serve(
     port = port or settings.port
     if not 0 < port < 65536:
         usage_error(f"--port must be between 1 and 65535, got {port}")
+    ensure_port_free(host, port)
+    if sandbox:
+        ensure_port_free(SANDBOX_HOST, sandbox_port, "--sandbox-port")
+    db.init_database(settings.database_url, max_connections=2, create=migrate)
     if migrate:
-        db.init_database(settings.database_url, max_connections=2)
         applied = db.migrate()
         console().print(f"Applied {len(applied)} migration(s).")
-        db.database.close()
+    else:
+        _require_schema(db, settings.database_url)
+    db.detach()
     if metrics_port is not None and (not 0 < metrics_port < 65536 or metrics_port == port):
         usage_error(f"--metrics-port must be a free port from 1 to 65535, got {metrics_port}")
     if settings.metrics_token or metrics_port:
@@ -189,4 +213,9 @@ def serve(
     if sandbox:
         _start_sandbox(sandbox_port, host, port, settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
-    _run(host, port, workers)
+    try:
+        _run(host, port, workers)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
+            fail(port_in_use(port))
+        raise

@@ -33,7 +33,7 @@ from shopctl.schemas import (
     validate,
 )
 from shopctl.services.catalog.stock import check_room
-from shopctl.services.common import Page, iso
+from shopctl.services.common import Page, escape_like, iso, resolve_id
 
 DUPLICATE_NAME = "Product name already exists"
 PRODUCT_COLUMNS = (
@@ -73,6 +73,11 @@ def product_dict(product: Product) -> dict:
 def product_id(value: str) -> str:
     """The canonical form of a product id, or InvalidInput (path `id`) if it is no UUID."""
     return str(validate(ProductRef, {"id": value}).id)
+
+
+def find_product_id(text: str) -> str:
+    """The id of the product `text` names: its whole id or a unique prefix (6+ characters)."""
+    return resolve_id(Product, text, "product")
 
 
 def price_cents(price: Decimal | None, cents: int | None, currency: str) -> int | None:
@@ -213,8 +218,7 @@ def _matching(query, params: Params, search: bool, low_stock: bool, include_arch
 
 
 def _like_pattern(search: str) -> str:
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{escape_like(search)}%"
 
 
 _PRODUCTS_FOR_SALE = PreparedSelect(lambda params: ProductCount.select(ProductCount.live))

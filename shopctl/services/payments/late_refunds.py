@@ -9,7 +9,7 @@ from shopctl.db import write_transaction
 from shopctl.errors import ShopError
 from shopctl.models import Payment, utcnow
 from shopctl.services.orders.lifecycle import REFUNDED, lock_order, transition
-from shopctl.services.payments import gateway
+from shopctl.services.payments import gateway, refund_ledger
 
 # Metrics and logs register here at start-up (also through refunds.on_refund): called
 # after each refund we ask Stripe for, with (order id, payment id, amount in minor units or
@@ -48,14 +48,15 @@ def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> N
         },
     }
     try:
-        refund = gateway.create_refund(settings, params, f"late-refund:{payment.id}")
+        refund = gateway.create_refund(settings, params, f"late-refund:{payment.id}").to_dict()
     except stripe.StripeError as exc:
         announce_refund(payment.order_id, payment.id, None, "failed")
         raise gateway.provider_error(exc) from None
-    announce_refund(payment.order_id, payment.id, None, str(refund.status or "pending"))
+    announce_refund(payment.order_id, payment.id, None, str(refund.get("status") or "pending"))
     with write_transaction():
         order = lock_order(payment.order_id)
         payment = Payment.get_by_id(payment_id)
+        refund_ledger.record(order, payment, refund, actor)
         if payment.late_outcome != "refund_pending":
             return
         transition(

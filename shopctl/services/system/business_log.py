@@ -78,7 +78,7 @@ _done: list[bool] = []
 
 def install() -> None:
     """Register the log hooks, once per process."""
-    from shopctl.services.accounts import auth
+    from shopctl.services.accounts import throttle
     from shopctl.services.orders import lifecycle, placement
     from shopctl.services.payments import refunds, webhooks
 
@@ -87,7 +87,7 @@ def install() -> None:
             return
         lifecycle.on_transition(_transition)
         webhooks.on_outcome(_webhook)
-        auth.on_throttled(_throttled)
+        throttle.on_throttled(_throttled)
         placement.on_stock_out(_stock_out)
         refunds.on_refund(_refund)
         _done.append(True)

@@ -201,7 +201,7 @@ _done: list[bool] = []
 
 def install(settings: Settings) -> None:
     """Register every hook, once per process (every worker's app factory calls this)."""
-    from shopctl.services.accounts import auth
+    from shopctl.services.accounts import throttle
     from shopctl.services.orders import lifecycle, placement
     from shopctl.services.payments import gateway, refunds, webhooks
 
@@ -211,7 +211,7 @@ def install(settings: Settings) -> None:
         lifecycle.on_transition(_transition)
         gateway.on_call(_stripe_call)
         webhooks.on_outcome(_webhook)
-        auth.on_throttled(_throttled)
+        throttle.on_throttled(_throttled)
         placement.on_stock_out(_stock_out)
         refunds.on_refund(_refund)
         if not settings.metrics_dir:  # one process: its own registry is the whole truth
