@@ -46,6 +46,7 @@ from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
     UNPAID,
+    announce_stock_out,
     insert_rows,
     lock_order,
     movement_rows,
@@ -250,19 +251,8 @@ def _check_products(settings, quantities, products: dict[str, Product]) -> None:
         )
 
 
-# Metrics and logs register here at start-up: called with the product ids that were short
-# each time an order is refused for want of stock (a stock-out). Must not raise.
-STOCK_OUT_HOOKS: list[Callable[[list[str]], None]] = []
-
-
-def on_stock_out(hook: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
-    STOCK_OUT_HOOKS.append(hook)
-    return hook
-
-
 def _raise_shortfall(quantities, products, short: dict[str, int]) -> NoReturn:
-    for hook in STOCK_OUT_HOOKS:
-        hook(sorted(short))
+    announce_stock_out(sorted(short))
     detail = [
         {
             "productId": pid,

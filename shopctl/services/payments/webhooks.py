@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +28,7 @@ from shopctl.prepared import PreparedStatement
 from shopctl.schemas import unstorable_text
 from shopctl.services.payments import refund_events  # noqa: F401  (registers its handlers)
 from shopctl.services.payments.handlers import HANDLERS, Context
+from shopctl.services.payments.outcomes import announce as _announce
 
 log = logging.getLogger("shopctl.webhooks")
 
@@ -61,24 +60,6 @@ class Outcome:
 
 class _DryRun(Exception):
     """Raised to roll a dry run's transaction back."""
-
-
-# Metrics and logs register here at start-up: (outcome, source, seconds since Stripe's
-# `created` or None) after each event settles. Hooks must not raise.
-OutcomeHook = Callable[[Outcome, str, float | None], None]
-OUTCOME_HOOKS: list[OutcomeHook] = []
-
-
-def on_outcome(hook: OutcomeHook) -> OutcomeHook:
-    """Register `hook` for every settled event from now on (usable as a decorator)."""
-    OUTCOME_HOOKS.append(hook)
-    return hook
-
-
-def _announce(outcome: Outcome, source: str, created: object = None) -> None:
-    lag = time.time() - created if isinstance(created, int) else None
-    for hook in OUTCOME_HOOKS:
-        hook(outcome, source, lag)
 
 
 # --- receiving ---------------------------------------------------------------------------

@@ -79,15 +79,15 @@ _done: list[bool] = []
 def install() -> None:
     """Register the log hooks, once per process."""
     from shopctl.services.accounts import throttle
-    from shopctl.services.orders import lifecycle, placement
-    from shopctl.services.payments import refunds, webhooks
+    from shopctl.services.orders import lifecycle
+    from shopctl.services.payments import outcomes, refunds
 
     with _lock:
         if _done:
             return
         lifecycle.on_transition(_transition)
-        webhooks.on_outcome(_webhook)
+        outcomes.on_outcome(_webhook)
         throttle.on_throttled(_throttled)
-        placement.on_stock_out(_stock_out)
+        lifecycle.on_stock_out(_stock_out)
         refunds.on_refund(_refund)
         _done.append(True)

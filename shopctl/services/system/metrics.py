@@ -202,17 +202,17 @@ _done: list[bool] = []
 def install(settings: Settings) -> None:
     """Register every hook, once per process (every worker's app factory calls this)."""
     from shopctl.services.accounts import throttle
-    from shopctl.services.orders import lifecycle, placement
-    from shopctl.services.payments import gateway, refunds, webhooks
+    from shopctl.services.orders import lifecycle
+    from shopctl.services.payments import gateway, outcomes, refunds
 
     with _installed:
         if _done:
             return
         lifecycle.on_transition(_transition)
         gateway.on_call(_stripe_call)
-        webhooks.on_outcome(_webhook)
+        outcomes.on_outcome(_webhook)
         throttle.on_throttled(_throttled)
-        placement.on_stock_out(_stock_out)
+        lifecycle.on_stock_out(_stock_out)
         refunds.on_refund(_refund)
         if not settings.metrics_dir:  # one process: its own registry is the whole truth
             REGISTRY.register(DATABASE_GAUGES)
