@@ -24,6 +24,7 @@ from pathlib import Path
 import batch
 import dataset
 import load
+import observability
 import processes
 import report
 import scenarios
@@ -33,7 +34,17 @@ USERS = 1000
 WEBHOOKS_PER_SECOND = 1500  # bodies prepared per second of the webhook scenario
 MIXED_WEBHOOKS_PER_SECOND = 200
 SALE_STOCK = 10_000  # units added to each product the order scenarios buy
-ALL = ("reads", "login", "pay-later", "webhook", "pay-now", "memory", "expire", "seed")
+ALL = (
+    "reads",
+    "metrics",
+    "login",
+    "pay-later",
+    "webhook",
+    "pay-now",
+    "memory",
+    "expire",
+    "seed",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -222,6 +233,7 @@ def load_scenarios(ctx: scenarios.Context, only: set[str]) -> None:
     scenarios.measure_ceiling(ctx, 1)
     steps = [
         ("reads", scenarios.reads),
+        ("metrics", observability.metrics_cost),
         ("login", scenarios.login),
         ("pay-later", scenarios.pay_later),
         ("webhook", lambda c: scenarios.webhooks(c, payments["webhook"])),

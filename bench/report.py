@@ -224,6 +224,19 @@ def _memory(run: Run) -> Verdict:
     return text, all(abs(change) <= 0.10 for change in changes)
 
 
+def _metrics(run: Run) -> Verdict:
+    cost = run.checks.get("metrics")
+    if not cost:
+        return "not measured", None
+    cpu = f", CPU per request {cost['cpuRatio']:.3f}x" if cost.get("cpuRatio") else ""
+    text = (
+        f"on {cost['onRps']:,} vs off {cost['offRps']:,} req/s = "
+        f"{_pct(cost['throughputRatio'])}{cpu} ({cost['rounds']} rounds, "
+        f"{cost['scrapes']} scrapes)"
+    )
+    return text, cost["throughputRatio"] >= 0.95
+
+
 TARGETS: list[tuple[str, Callable[[Run], Verdict]]] = [
     ("GET /product/:id ≥ 25% of the ceiling", lambda run: _at_least(run, "product_id", 0.25)),
     (
@@ -236,6 +249,7 @@ TARGETS: list[tuple[str, Callable[[Run], Verdict]]] = [
     ("products seed ≥ 50% of plain SQL", lambda run: _batch(run, "seed")),
     ("GET /product p99 with 20 slow checkouts ≤ 2x idle", _beside),
     ("worker RSS flat ±10% over the mixed load", _memory),
+    ("GET /product/:id with metrics on ≥ 95% of off", _metrics),
 ]
 
 

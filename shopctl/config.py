@@ -96,6 +96,14 @@ class Settings:
     stripe_api_base: str | None = None
     stripe_timeout: float = 10.0
     order_reservation_minutes: float = 30.0
+    # Monitoring: /metrics needs `Authorization: Bearer <metrics_token>` (unset: 404).
+    metrics_token: str | None = None
+    log_format: str = "auto"  # json | text | auto (text on a terminal, JSON otherwise)
+    # prometheus-client's multiprocess directory, set by `shopctl serve` for its workers.
+    metrics_dir: str | None = None
+    # OpenTelemetry traces: the exporter ("otlp", "console") when OTEL_TRACES_EXPORTER or
+    # an OTLP endpoint is set, else "" (off); the SDK reads the other OTEL_* variables.
+    traces: str = ""
     # Abuse limits and retention (issue 16); README "Limits" explains each.
     max_open_orders: int = 5
     order_rate: Rate | None = Rate(30, 3600)
@@ -106,6 +114,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        """Metrics are collected once someone can read them: a token, or serve's port."""
+        return bool(self.metrics_token or self.metrics_dir)
 
     @property
     def frontend_url(self) -> str:
@@ -252,6 +265,9 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     rounds = _number(raw, "BCRYPT_SALT_ROUNDS", int, defaults.bcrypt_salt_rounds)
     if not 4 <= rounds <= 31:
         raise ConfigError(f"BCRYPT_SALT_ROUNDS must be between 4 and 31, got {rounds}")
+    log_format = (raw.get("LOG_FORMAT") or "auto").strip().lower()
+    if log_format not in ("json", "text", "auto"):
+        raise ConfigError(f"LOG_FORMAT must be json, text or auto, got {log_format!r}")
     return Settings(
         database_url=raw.get("DATABASE_URL") or defaults.database_url,
         port=_number(raw, "PORT", int, defaults.port),
@@ -271,6 +287,10 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         order_reservation_minutes=_number(
             raw, "ORDER_RESERVATION_MINUTES", float, defaults.order_reservation_minutes
         ),
+        metrics_token=raw.get("METRICS_TOKEN", "").strip() or None,
+        log_format=log_format,
+        metrics_dir=raw.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        traces=_traces_wanted(raw),
         max_open_orders=_number(raw, "MAX_OPEN_ORDERS", int, defaults.max_open_orders),
         order_rate=_rate(raw, "ORDER_RATE_LIMIT", defaults.order_rate),
         registration_rate=_rate(raw, "REGISTRATION_RATE_LIMIT", defaults.registration_rate),
@@ -279,3 +299,16 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         ),
         unset=frozenset(name for name in secrets if name not in raw),
     )
+
+
+def _traces_wanted(raw: dict[str, str]) -> str:
+    if raw.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return ""
+    exporter = raw.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "none":
+        return ""
+    if exporter in ("otlp", "console"):
+        return exporter
+    if exporter:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {exporter!r}")
+    return "otlp" if raw.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() else ""

@@ -12,9 +12,10 @@ import itertools
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlparse
 from weakref import WeakKeyDictionary
 
@@ -199,11 +200,15 @@ def is_postgres() -> bool:
     return isinstance(database.obj, PooledPostgresqlDatabase)
 
 
+# Traces wrap each write transaction in a span when they are on (system.traces sets this);
+# None, the default, costs one comparison.
+transaction_wrapper: Callable[[Any], Any] | None = None
+
+
 def write_transaction():
     """A transaction that will write: takes SQLite's write lock up front."""
-    if is_sqlite():
-        return database.atomic("IMMEDIATE")
-    return database.atomic()
+    atomic = database.atomic("IMMEDIATE") if is_sqlite() else database.atomic()
+    return atomic if transaction_wrapper is None else transaction_wrapper(atomic)
 
 
 def release_connection() -> None:

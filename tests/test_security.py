@@ -7,6 +7,7 @@ import ast
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ SECRETS = {
     "STRIPE_SECRET_KEY": f"sk_live_canary{CANARY}ABCDEFGHIJ",
     "STRIPE_WEBHOOK_SECRET": f"whsec_canary{CANARY}KLMNOPQRST",
     "DB_PASSWORD": f"pg-pass-canary-{CANARY}-UVWXYZ",
+    "METRICS_TOKEN": f"metrics-canary-{CANARY}-0246813579",
 }
 
 
@@ -166,11 +168,14 @@ def _admin_product_and_order(env: dict, tmp_path: Path, http: httpx.Client) -> l
         json={"items": [{"productId": product.json()["data"]["id"], "quantity": 1}]},
     )
     assert order.status_code == 201 and order.json()["data"]["paymentUrl"] is None, order.text
+    order_id = order.json()["data"]["orderId"]
     outputs += [
         login.text,
         product.text,
         order.text,
-        _shopctl(env, "orders", "show", order.json()["data"]["orderId"], "--json", cwd=tmp_path),
+        _shopctl(env, "orders", "show", order_id, "--json", cwd=tmp_path),
+        # a command's business-event log lines (JSON on stderr)
+        _shopctl(env, "orders", "cancel", order_id, "--yes", cwd=tmp_path),
     ]
     return outputs
 
@@ -202,10 +207,18 @@ def test_no_secret_reaches_any_output(database_with_password, tmp_path):
             "STRIPE_API_BASE": sandbox_url,
         }
         outputs = [_shopctl(env, "migrate", cwd=tmp_path)]
-        server_env = {**env_secrets, "SHOPCTL_ENV": "production", "STRIPE_API_BASE": sandbox_url}
+        server_env = {
+            **env_secrets,
+            "SHOPCTL_ENV": "production",
+            "STRIPE_API_BASE": sandbox_url,
+            "LOG_FORMAT": "json",
+        }
         with run_server(database_with_password, tmp_path, workers=2, env=server_env) as live:
             responses = _provoke(live.http)
             outputs += _admin_product_and_order(env, tmp_path, live.http)
+            metrics = f"Bearer {SECRETS['METRICS_TOKEN']}"
+            responses.append(live.http.get("/metrics", headers={"Authorization": metrics}))
+            assert responses[-1].status_code == 200
             outputs += [f"{r.status_code} {r.headers} {r.text}" for r in responses]
             outputs += [
                 _shopctl(env, *args, cwd=tmp_path)
@@ -221,7 +234,23 @@ def test_no_secret_reaches_any_output(database_with_password, tmp_path):
         stored = _stored_errors(database_with_password)
         outputs += [live.output(), stored]
     assert "Invalid API Key provided: sk_live_****" in stored  # Stripe refused us: recorded
+    _assert_the_logs_were_scanned(live.output(), "\n".join(outputs))
     assert leaked("\n".join(outputs), SECRETS) == []
+
+
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+
+
+def _assert_the_logs_were_scanned(server_log: str, everything: str) -> None:
+    """The scan covered JSON request and business-event lines, from the server and from
+    a command; and no access token the server handed out (a login) reached its log."""
+    lines = [json.loads(line) for line in server_log.splitlines() if line.startswith("{")]
+    loggers = {line["logger"] for line in lines}
+    assert {"shopctl.access", "shopctl.events"} <= loggers, loggers
+    assert all(line.get("requestId") for line in lines if line["logger"] == "shopctl.access")
+    assert '"actor":"cli"' in everything  # the command's transition line was scanned
+    assert JWT.search(everything)  # the admin's login answered a token…
+    assert not JWT.search(server_log)  # …that no log line repeats
 
 
 # --- headers ---------------------------------------------------------------------------

@@ -14,7 +14,18 @@ from functools import partial
 from sanic import Blueprint, HTTPResponse, Request, Sanic
 from sanic.response import empty
 
-from shopctl.api import auth, docs, openapi, orders, pages, payments, products, system, users
+from shopctl.api import (
+    auth,
+    docs,
+    observability,
+    openapi,
+    orders,
+    pages,
+    payments,
+    products,
+    system,
+    users,
+)
 from shopctl.api.guards import frontend_origins
 from shopctl.api.responses import error_response
 from shopctl.config import Settings, load_settings
@@ -59,13 +70,16 @@ def _register_middleware(app: Sanic) -> None:
     @app.on_request(priority=100)
     async def assign_request_id(request: Request):
         incoming = request.headers.get("x-request-id", "")
-        request.ctx.request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+        request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+        request.ctx.request_id = request_id
+        observability.begin(request, request_id)
 
     @app.on_response(priority=100)
     async def stamp_response(request: Request, response):
         request_id = getattr(request.ctx, "request_id", None) or new_request_id()
         response.headers["X-Request-ID"] = request_id
         response.headers["X-Content-Type-Options"] = "nosniff"
+        observability.finish(request, response, request_id)
 
 
 async def _allow(request: Request, *args, allow: str, **kwargs) -> HTTPResponse:
@@ -139,6 +153,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     app.add_route(system.root, "/", methods=["GET"], name="root")
     app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="dashboard_webhook")
     app.blueprint(pages.api)  # outside /api/v1: pages for the buyer's browser
+    observability.install(app, settings)  # metrics, /metrics, traces, business-event logs
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from functools import partial
 from typing import Any
@@ -30,9 +31,9 @@ async def call(request: Request, fn, *args, **kwargs) -> Any:
     Services own their transactions, so no transaction ever spans an await.
     """
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        request.app.ctx.executor, partial(_in_thread, fn, args, kwargs)
-    )
+    # The request's context (its request id, its trace span) goes along into the thread.
+    run = partial(contextvars.copy_context().run, _in_thread, fn, args, kwargs)
+    return await loop.run_in_executor(request.app.ctx.executor, run)
 
 
 def site(request: Request) -> str:

@@ -352,6 +352,23 @@ OPERATIONS: dict[str, Operation] = {
         description="Where Checkout sends a buyer who canceled: the order stays reserved "
         "until its expiry, with a link to pay again.",
     ),
+    # monitoring: routed only when METRICS_TOKEN is set (README, Monitoring)
+    "metrics": Operation(
+        "System",
+        "Prometheus metrics, summed over every worker",
+        database=False,
+        headers=(
+            {
+                "name": "Authorization",
+                "in": "header",
+                "required": True,
+                "description": "`Bearer <METRICS_TOKEN>`",
+                "schema": {"type": "string"},
+            },
+        ),
+        errors=(401,),
+        success=_json({"type": "string"}, "Prometheus' text format", "text/plain"),
+    ),
     # docs
     "docs.openapi_json": Operation(
         "Docs",

@@ -60,7 +60,19 @@ def bootstrap(*, create: bool = False, schema: bool = True):
     init_database(settings.database_url, max_connections=8, create=create)
     if schema:
         require_schema(settings.database_url)
+    start_logging(settings)
     return settings
+
+
+def start_logging(settings) -> None:
+    """Business events (transitions, refunds, webhook outcomes) as log lines on stderr, in
+    LOG_FORMAT, as the server writes them: what cron mails or ships is the same shape.
+    The process's own stderr, never a test runner's capture of sys.stderr."""
+    from shopctl import logs
+    from shopctl.services.system import business_log
+
+    logs.configure(settings.log_format, sys.__stderr__ or sys.stderr)
+    business_log.install()
 
 
 def handle_errors(command):

@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from shopctl.commands.common import console, handle_errors, print_json
+from shopctl.commands.common import console, fail, handle_errors, print_json
 
 
 @handle_errors
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    prometheus: Path = typer.Option(
+        None,
+        "--prometheus",
+        metavar="FILE",
+        help="Also write every check as a gauge to FILE (node_exporter's textfile collector).",
+    ),
+) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
     Exits 1 when anything is wrong.
 
     \b
-    Example: shopctl doctor --json
+    Examples: shopctl doctor --json;
+    shopctl doctor --prometheus /var/lib/node_exporter/textfile/shopctl.prom (cron)
     """
     from shopctl.config import load_settings
     from shopctl.db import init_database
-    from shopctl.services.system.doctor import run_checks
+    from shopctl.services.system.doctor import run_checks, write_prometheus
 
     settings = load_settings()
     init_database(settings.database_url, max_connections=4, create=False)
     report = run_checks(settings)
+    if prometheus is not None:
+        try:
+            write_prometheus(report, str(prometheus))
+        except OSError as exc:
+            fail(f"cannot write {prometheus}: {exc.strerror or exc}")
     if as_json:
         print_json({"ok": report.ok, "checks": [vars(check) for check in report.checks]})
     else:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import atexit
 import errno
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import replace
 
 import typer
 
@@ -26,16 +29,48 @@ from shopctl.commands.sandbox import SANDBOX_SECRET_VARIABLE
 # in a starting server's first thread, was seen once. Defined while the process has a
 # single thread, Sanic's later write only swaps the value in place.
 WORKER_VARIABLE = "SANIC_WORKER_PROCESS"
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def app_factory():
     """Sanic's AppLoader calls this in every worker; settings come from the environment."""
+    from shopctl import logs
     from shopctl.api.app import create_app
+    from shopctl.config import load_settings
 
     if os.environ.get("SANIC_WORKER_NAME"):  # a worker process, not yet serving
         os.environ.setdefault(WORKER_VARIABLE, "true")
 
-    return create_app()
+    settings = load_settings()
+    logs.configure(settings.log_format)
+    return create_app(settings)
+
+
+def _metrics_directory() -> str:
+    """prometheus-client's multiprocess directory, empty when the workers start (inside
+    an operator's PROMETHEUS_MULTIPROC_DIR if set), removed when serve stops."""
+    parent = os.environ.get(METRICS_DIR_VARIABLE) or None
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    directory = tempfile.mkdtemp(prefix="shopctl-metrics-", dir=parent)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ[METRICS_DIR_VARIABLE] = directory  # the workers inherit it
+    return directory
+
+
+def _serve_metrics_port(port: int, settings) -> None:
+    """The same series as /metrics, without a token, on 127.0.0.1:`port` (a thread here)."""
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    from shopctl import db
+    from shopctl.services.system.metrics import DATABASE_GAUGES
+
+    db.init_database(settings.database_url, max_connections=10)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=settings.metrics_dir)
+    registry.register(DATABASE_GAUGES)
+    start_http_server(port, addr="127.0.0.1", registry=registry)
+    console().print(f"metrics on http://127.0.0.1:{port}/metrics")
 
 
 # The sandbox beside `serve --sandbox` is a local test tool: it listens on loopback
@@ -141,10 +176,13 @@ def serve(
         "wire the API to it.",
     ),
     sandbox_port: int = typer.Option(12111, help="Port of the sandbox with --sandbox."),
+    metrics_port: int = typer.Option(
+        None, help="Also serve Prometheus metrics on 127.0.0.1:PORT/metrics (no token)."
+    ),
 ) -> None:
-    """Serve the API under /api/v1.
+    """Serve the API under /api/v1; /metrics too when METRICS_TOKEN is set.
 
-    Example: shopctl serve --migrate --workers 2 --port 8080
+    Example: shopctl serve --migrate --workers 2 --port 8080 --metrics-port 9100
     """
     from shopctl import db
     from shopctl.config import load_settings
@@ -164,6 +202,14 @@ def serve(
     else:
         _require_schema(db, settings.database_url)
     db.detach()
+    if metrics_port is not None and (not 0 < metrics_port < 65536 or metrics_port == port):
+        usage_error(f"--metrics-port must be a free port from 1 to 65535, got {metrics_port}")
+    if settings.metrics_token or metrics_port:
+        settings = replace(settings, metrics_dir=_metrics_directory())
+    else:  # nobody can read metrics: the workers collect none
+        os.environ.pop(METRICS_DIR_VARIABLE, None)
+    if metrics_port:
+        _serve_metrics_port(metrics_port, settings)
     if sandbox:
         _start_sandbox(sandbox_port, host, port, settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")

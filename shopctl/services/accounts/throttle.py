@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -144,7 +144,20 @@ def _refusals(limits: Sequence[Limit], now: datetime) -> list[tuple[datetime, Li
     return refused
 
 
+# Metrics and logs register here at start-up (accounts never imports them): called with
+# the refused limits' kinds (the key's prefix, e.g. "email", "ip") each time one refuses.
+# Must not raise.
+THROTTLE_HOOKS: list[Callable[[list[str]], None]] = []
+
+
+def on_throttled(hook: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    THROTTLE_HOOKS.append(hook)
+    return hook
+
+
 def _refuse(refused: list[tuple[datetime, Limit]], now: datetime) -> None:
+    for hook in THROTTLE_HOOKS:
+        hook([limit.key.partition(":")[0] for _, limit in refused])
     ends, limit = max(refused, key=lambda pair: pair[0])
     retry_after = max(1, math.ceil((ends - now).total_seconds()))
     raise TooManyRequests(f"Too many {limit.what}; try again in {retry_after} seconds", retry_after)

@@ -61,6 +61,20 @@ def on_transition(hook: TransitionHook) -> TransitionHook:
     return hook
 
 
+# Orders refused for want of stock (placement) are announced here too: the short product ids.
+STOCK_OUT_HOOKS: list[Callable[[list[str]], None]] = []
+
+
+def on_stock_out(hook: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+    STOCK_OUT_HOOKS.append(hook)
+    return hook
+
+
+def announce_stock_out(product_ids: list[str]) -> None:
+    for hook in STOCK_OUT_HOOKS:
+        hook(product_ids)
+
+
 def announce(order_ids: Sequence[str], from_status: str, to_status: str, actor: str) -> None:
     for hook in TRANSITION_HOOKS:
         hook(order_ids, from_status, to_status, actor)

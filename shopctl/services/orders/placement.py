@@ -46,6 +46,7 @@ from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
     UNPAID,
+    announce_stock_out,
     insert_rows,
     lock_order,
     movement_rows,
@@ -251,6 +252,7 @@ def _check_products(settings, quantities, products: dict[str, Product]) -> None:
 
 
 def _raise_shortfall(quantities, products, short: dict[str, int]) -> NoReturn:
+    announce_stock_out(sorted(short))
     detail = [
         {
             "productId": pid,

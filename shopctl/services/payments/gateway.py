@@ -14,8 +14,10 @@ call the plain functions, which run the same coroutine on a private event loop t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -206,3 +208,55 @@ async def list_all_events_async(settings: Settings, params: dict) -> list[dict]:
 
 def list_all_events(settings: Settings, params: dict) -> list[dict]:
     return run(list_all_events_async(settings, params))
+
+
+# --- observation -------------------------------------------------------------------------
+# Higher layers (metrics, traces) register here at start-up; gateway never imports them.
+# A hook gets (operation, outcome, started at (time.time()), duration in seconds) after
+# every call; outcome is "ok" or the Stripe error's class name. Hooks must not raise.
+CallHook = Callable[[str, str, float, float], None]
+CALL_HOOKS: list[CallHook] = []
+
+
+def on_call(hook: CallHook) -> CallHook:
+    """Register `hook` for every Stripe call from now on (usable as a decorator)."""
+    CALL_HOOKS.append(hook)
+    return hook
+
+
+def _announce(operation: str, outcome: str, started: float, begun: float) -> None:
+    duration = time.perf_counter() - begun
+    for hook in CALL_HOOKS:
+        hook(operation, outcome, started, duration)
+
+
+def _outcome(error: BaseException | None) -> str:
+    return "ok" if error is None else type(error).__name__
+
+
+def _observed_async(operation: str, call: Callable) -> Callable:
+    """For a function returning an awaitable: observed when the awaitable completes. The
+    plain functions call the `*_async` ones by name, so wrapping these observes both."""
+
+    @functools.wraps(call)
+    async def observed(*args, **kwargs):
+        started, begun, error = time.time(), time.perf_counter(), None
+        try:
+            return await call(*args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            _announce(operation, _outcome(error), started, begun)
+
+    return observed
+
+
+create_session_async = _observed_async("checkout.sessions.create", create_session_async)
+retrieve_session_async = _observed_async("checkout.sessions.retrieve", retrieve_session_async)
+expire_session_async = _observed_async("checkout.sessions.expire", expire_session_async)
+retrieve_payment_intent_async = _observed_async(
+    "payment_intents.retrieve", retrieve_payment_intent_async
+)
+create_refund_async = _observed_async("refunds.create", create_refund_async)
+list_events_async = _observed_async("events.list", list_events_async)

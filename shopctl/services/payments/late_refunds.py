@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shopctl.config import Settings
 from shopctl.db import write_transaction
 from shopctl.errors import ShopError
 from shopctl.models import Payment, utcnow
 from shopctl.services.orders.lifecycle import REFUNDED, lock_order, transition
 from shopctl.services.payments import gateway, refund_ledger
+
+# Metrics and logs register here at start-up (also through refunds.on_refund): called
+# after each refund we ask Stripe for, with (order id, payment id, amount in minor units or
+# None for the rest, status: Stripe's refund status, or "failed" when Stripe refused).
+# Hooks must not raise.
+RefundHook = Callable[[str, str, int | None, str], None]
+REFUND_HOOKS: list[RefundHook] = []
+
+
+def on_refund(hook: RefundHook) -> RefundHook:
+    REFUND_HOOKS.append(hook)
+    return hook
+
+
+def announce_refund(order_id: str, payment_id: str, amount: int | None, status: str) -> None:
+    for hook in REFUND_HOOKS:
+        hook(order_id, payment_id, amount, status)
 
 
 def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> None:
@@ -31,7 +50,9 @@ def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> N
     try:
         refund = gateway.create_refund(settings, params, f"late-refund:{payment.id}").to_dict()
     except stripe.StripeError as exc:
+        announce_refund(payment.order_id, payment.id, None, "failed")
         raise gateway.provider_error(exc) from None
+    announce_refund(payment.order_id, payment.id, None, str(refund.get("status") or "pending"))
     with write_transaction():
         order = lock_order(payment.order_id)
         payment = Payment.get_by_id(payment_id)

@@ -24,7 +24,10 @@ from shopctl.models import Order, Payment, Refund, utcnow
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
 from shopctl.services.payments import gateway, refund_ledger
 from shopctl.services.payments.handlers import Context
+from shopctl.services.payments.late_refunds import announce_refund, on_refund
 from shopctl.services.payments.refund_events import settle_refunds
+
+__all__ = ["on_refund", "refund_order"]
 
 # Stripe answered, and said no: nothing was refunded. Anything else (no answer, a 5xx, a
 # timeout) leaves the refund unknown until Stripe tells.
@@ -108,12 +111,15 @@ def _ask_stripe(settings: Settings, order: Order, payment: Payment, row: Refund,
         answer = gateway.create_refund(settings, _params(order, payment, row), f"refund:{row.id}")
     except stripe.StripeError as exc:
         if type(exc).__name__ in REFUSED:
+            announce_refund(order.id, payment.id, row.amount_cents, "failed")
             _record(settings, order.id, None, actor, refused=(row.id, gateway.describe(exc)))
             raise gateway.provider_error(exc) from None
+        announce_refund(order.id, payment.id, row.amount_cents, "unknown")
         raise StripeUnreachable(
             f"Stripe could not be reached ({gateway.describe(exc)}); refund {row.id} stays "
             "PENDING until Stripe's webhook or `shopctl payments reconcile --apply` settles it"
         ) from None
+    announce_refund(order.id, payment.id, row.amount_cents, str(answer.status or "pending"))
     return _record(settings, order.id, answer.to_dict(), actor) or Refund.get_by_id(row.id)
 
 

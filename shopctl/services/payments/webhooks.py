@@ -28,6 +28,7 @@ from shopctl.prepared import PreparedStatement
 from shopctl.schemas import unstorable_text
 from shopctl.services.payments import refund_events  # noqa: F401  (registers its handlers)
 from shopctl.services.payments.handlers import HANDLERS, Context
+from shopctl.services.payments.outcomes import announce as _announce
 
 log = logging.getLogger("shopctl.webhooks")
 
@@ -54,6 +55,7 @@ class Outcome:
     result: str  # processed | duplicate | ignored | failed | dry-run
     detail: str = ""
     changes: tuple[str, ...] = ()
+    payment_id: str | None = None
 
 
 class _DryRun(Exception):
@@ -109,7 +111,11 @@ def parse_event(text: str) -> dict:
 
 def receive(settings: Settings, payload: bytes, header: str | None) -> Outcome:
     """A webhook delivery: verify, store, process. Raises ProcessingFailed on failure."""
-    event, text = verify(settings, payload, header)
+    try:
+        event, text = verify(settings, payload, header)
+    except SignatureInvalid:
+        _announce(Outcome("", "unknown", "invalid_signature"), "webhook")
+        raise
     return ingest(settings, event, text, source="webhook")
 
 
@@ -129,7 +135,13 @@ def ingest(
     """
     if dry_run:
         return preview(settings, event)
-    return _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
+    try:
+        outcome = _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
+    except ProcessingFailed:
+        _announce(Outcome(event["id"][:255], event["type"][:100], "failed"), source)
+        raise
+    _announce(outcome, source, event.get("created") if outcome.result != "duplicate" else None)
+    return outcome
 
 
 def _stripe_created(event: dict) -> datetime | None:
@@ -234,7 +246,13 @@ def _mark(row_id: str, status: str, error: str | None, payment_id: str | None = 
 
 def process(settings: Settings, event_id: str, *, force: bool = False) -> Outcome:
     """Apply a stored event in one transaction, then run its follow-ups (e.g. a refund)."""
-    return _settle(settings, event_id, force=force)
+    try:
+        outcome = _settle(settings, event_id, force=force)
+    except ProcessingFailed:
+        _announce(Outcome(event_id, get_event(event_id).type, "failed"), "replay")
+        raise
+    _announce(outcome, "replay")
+    return outcome
 
 
 def _settle(
@@ -259,7 +277,7 @@ def _settle(
     _run_followups(settings, event_id, context)
     result = "processed" if status == PROCESSED else "ignored"
     changes = tuple(context.changes) if context else ()
-    return Outcome(event_id, event["type"], result, note or "", changes)
+    return Outcome(event_id, event["type"], result, note or "", changes, payment and payment.id)
 
 
 def _claim_event(event_id: str, new: tuple[dict, str, str] | None, force: bool) -> dict | Outcome:
