@@ -408,10 +408,15 @@ def test_production_cookies_are_secure_and_samesite_none(settings, backend_url):
     credentials = {"email": "prod@example.com", "password": PASSWORD}
 
     async def cookies():
-        await client.post("/api/v1/user", json=credentials)
+        _, registered = await client.post("/api/v1/user", json=credentials)
+        assert registered.status == 201, registered.text
         _, logged_in = await client.post("/api/v1/auth/login", json=credentials)
+        assert logged_in.status == 200, logged_in.text
         _, logged_out = await client.post("/api/v1/auth/logout")
-        return set_cookies(logged_in) | {"cleared": set_cookies(logged_out)["accessToken"]}
+        assert logged_out.status == 200, logged_out.text
+        found = set_cookies(logged_in)
+        assert set(found) == {"accessToken", "refreshToken"}
+        return found | {"cleared": set_cookies(logged_out)["accessToken"]}
 
     for attributes in asyncio.run(cookies()).values():
         lowered = attributes.lower()

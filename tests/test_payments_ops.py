@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from shopctl.models import Payment, StripeEvent
-from tests.payments_support import buyer, product, status_of, wait_for, wait_status
-from tests.test_webhooks import deliver, paid_events
+from tests.payments_support import buyer, history, product, status_of, wait_for, wait_status
+from tests.test_webhooks import paid_events
 
 
 def _paid_order(stack, settings, quantity: int = 1, email: str = "payer@example.com") -> dict:
@@ -54,7 +54,7 @@ def test_refund_is_refused_for_unpaid_orders_and_bad_amounts(stripe_stack, setti
     assert _refunded_at_stripe(stripe_stack, paid["orderId"]) == 0
 
 
-def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings):
+def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings, cli):
     placed = _paid_order(stripe_stack, settings)
     intent = Payment.get(Payment.order == placed["orderId"]).payment_intent_id
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent, "amount": 400})
@@ -62,12 +62,28 @@ def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings
         lambda: Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400,
         what="dashboard refund recorded",
     )
+    [partial] = StripeEvent.select().where(StripeEvent.type == "charge.refunded")
+    again = cli("events", "replay", partial.id, "--force", "--json")
+    assert [o["result"] for o in json.loads(again.output)] == ["processed"], again.output
+    assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent})
     wait_status(placed["orderId"], "REFUNDED")
-    refunded = StripeEvent.select().where(StripeEvent.type == "charge.refunded")
-    for row in refunded:  # a replay of every refund event never double-counts
-        deliver(stripe_stack.server, row.payload)
+    wait_for(
+        lambda: StripeEvent.select()
+        .where((StripeEvent.type == "charge.refunded") & (StripeEvent.status == "PROCESSED"))
+        .count()
+        == 2,
+        what="both charge.refunded events processed",
+    )
+    ids = [row.id for row in StripeEvent.select().where(StripeEvent.type == "charge.refunded")]
+    # A replay of every refund event, through the handler (--force: not refused as a
+    # duplicate by its id), never double-counts: the total comes from amount_refunded.
+    replayed = cli("events", "replay", *ids, "--force", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert [o["result"] for o in json.loads(replayed.output)] == ["processed", "processed"]
     assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 1000
+    assert status_of(placed["orderId"]) == "REFUNDED"
+    assert history(placed["orderId"]).count(("PAID", "REFUNDED")) == 1
 
 
 def test_events_list_show_and_dry_run_replay(stripe_stack, settings, cli, tmp_path):
