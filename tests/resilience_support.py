@@ -153,12 +153,32 @@ def assert_stock_adds_up(stocked: dict[str, int]) -> None:
     assert order_stock_mismatches() == []
 
 
+def refunded_from() -> dict[str, str]:
+    """REFUNDED order id → the status its latest refund moved it from."""
+    rows = (
+        OrderHistory.select(OrderHistory.order, OrderHistory.from_status)
+        .where(OrderHistory.to_status == REFUNDED)
+        .order_by(OrderHistory.id)
+        .tuples()
+    )
+    return dict(rows)
+
+
 def assert_orders_hold_what_their_status_says() -> None:
+    """HOLDING statuses hold their stock, RELEASED ones gave it back, and a REFUNDED order
+    kept what it had: refunds do not return stock (refunded from PAID: still held)."""
+    before_refund = refunded_from()
     for order in Order.select(Order.id, Order.status, Order.stock_released):
         if order.status in HOLDING:
             assert not order.stock_released, f"{order.id} is {order.status} but gave its stock back"
         if order.status in RELEASED:
             assert order.stock_released, f"{order.id} is {order.status} but still holds stock"
+        if order.status == REFUNDED:
+            held = before_refund[order.id] in HOLDING
+            assert order.stock_released != held, (
+                f"{order.id} was refunded from {before_refund[order.id]}: its refund "
+                + ("returned the stock" if held else "took stock again")
+            )
 
 
 def assert_refunds_within_amounts() -> None:
