@@ -24,6 +24,7 @@ import jwt
 import pytest
 
 from shopctl.models import LoginThrottle, RefreshSession, User
+from tests.wire import Pending, worker_connections
 
 PASSWORD = "Passw0rd!"
 FRONTEND = "http://localhost:3000"
@@ -494,25 +495,58 @@ def test_cookie_authenticated_writes_from_another_site_are_refused(http):
 # --- failed-login rate limit -----------------------------------------------------------------
 
 
-def _fresh_login(url: str, email: str, password: str = "Wrong-pass1") -> httpx.Response:
-    """A login on a new connection, so a multi-worker server spreads them over workers."""
+def _attempt(connection: Pending, email: str, password: str = "Wrong-pass1") -> Pending:
     body = {"email": email, "password": password}
-    return httpx.post(f"{url}/api/v1/auth/login", json=body, timeout=30)
+    return connection.send("POST", "/api/v1/auth/login", body)
+
+
+def _status(pending: Pending) -> tuple[int, str | None]:
+    connection = pending.connection
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer.status, answer.getheader("retry-after")
+
+
+def _alternating(by_worker: dict[int, list[Pending]]) -> list[Pending]:
+    """Each worker's connections in turn: A, B, A, B, …"""
+    return [c for pair in zip(*by_worker.values(), strict=False) for c in pair]
+
+
+def _register(server, email: str) -> None:
+    with new_client(server) as client:
+        assert register(client, email).status_code == 201
 
 
 def test_failed_logins_per_email_are_limited_across_two_workers(start_server):
+    """One by one, the two workers taking turns; then twelve guesses at once, six on each
+    worker: five are checked, seven refused (parallel guessing gains nothing)."""
     with start_server(workers=2) as server:
-        with new_client(server) as client:
-            assert register(client).status_code == 201
-        assert [_fresh_login(server.url, "alice@example.com").status_code for _ in range(5)] == [
-            401
-        ] * 5
-        limited = [_fresh_login(server.url, "Alice@example.com") for _ in range(8)]
-        limited.append(_fresh_login(server.url, "alice@example.com", PASSWORD))
-        assert {r.status_code for r in limited} == {429}
-        assert all(0 < int(r.headers["retry-after"]) <= 900 for r in limited)
-        assert _fresh_login(server.url, "someone-else@example.com").status_code == 401
+        _register(server, "alice@example.com")
+        _register(server, "bob@example.com")
+        # Each attempt on a connection a known worker accepted.
+        by_worker = worker_connections(server, per_worker=14)
+        connections = iter(_alternating({pid: c[:8] for pid, c in by_worker.items()}))
+        first = [_status(_attempt(next(connections), "alice@example.com")) for _ in range(5)]
+        assert [status for status, _ in first] == [401] * 5
+        limited = [_status(_attempt(next(connections), "Alice@example.com")) for _ in range(8)]
+        limited.append(_status(_attempt(next(connections), "alice@example.com", PASSWORD)))
+        assert {status for status, _ in limited} == {429}
+        assert all(0 < int(retry) <= 900 for _, retry in limited)
+        assert _status(_attempt(next(connections), "someone-else@example.com"))[0] == 401
+
+        parallel = _alternating({pid: c[8:] for pid, c in by_worker.items()})
+        barrier = threading.Barrier(len(parallel))
+
+        def guess(connection: Pending) -> int:
+            barrier.wait()
+            return _status(_attempt(connection, "bob@example.com"))[0]
+
+        with ThreadPoolExecutor(len(parallel)) as pool:
+            statuses = list(pool.map(guess, parallel))
+        assert sorted(statuses) == [401] * 5 + [429] * 7
     assert LoginThrottle.get_by_id("email:alice@example.com").failures == 14
+    assert LoginThrottle.get_by_id("email:bob@example.com").failures == 12
 
 
 def test_failed_logins_per_address_are_limited(http):
