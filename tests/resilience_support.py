@@ -214,6 +214,13 @@ def row_counts() -> dict[str, int]:
     return {model._meta.table_name: model.select().count() for model in ALL_MODELS}
 
 
+def table_contents() -> dict[str, list]:
+    """Every table's rows, every column, in a stable order: equal means nothing changed."""
+    return {
+        model._meta.table_name: sorted(model.select().tuples(), key=repr) for model in ALL_MODELS
+    }
+
+
 # --- a private Stripe sandbox ------------------------------------------------------------
 
 
