@@ -96,7 +96,8 @@ HOLDING = (UNPAID, PROCESSING, PAID)
 RELEASED = (EXPIRED, CANCELED, FAILED)
 
 # The SPEC's life-cycle diagram, edge by edge, plus its late-payment paragraph
-# (money for an EXPIRED/CANCELED order: PAID again, or REFUNDED when the stock is gone).
+# (money for an EXPIRED/CANCELED order: PAID again, or REFUNDED when the stock is gone),
+# which lifecycle.ALLOWED applies to a FAILED order too (its stock went back as well).
 SPEC_EDGES = {
     (UNPAID, PAID),
     (UNPAID, PROCESSING),
@@ -109,6 +110,8 @@ SPEC_EDGES = {
     (CANCELED, PAID),
     (EXPIRED, REFUNDED),
     (CANCELED, REFUNDED),
+    (FAILED, PAID),
+    (FAILED, REFUNDED),
 }
 
 
