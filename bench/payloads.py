@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 
 API = "/api/v1"
 JSON = "Content-Type: application/json"
-# Words from the seed's generator: each matches a slice of the catalog, as a shopper's would.
+# Words from the generator of `products seed`: each matches a slice of the catalog,
+# as a shopper's would.
 SEARCH_TERMS = (
     "oak",
     "lamp",

@@ -2,7 +2,7 @@
 
 For the database in DATABASE_URL (or --database-url), each round:
 
-1. baseline: the same kind of rows (made by the seed's own generator beforehand) go
+1. baseline: the same kind of rows (made by the command's own generator beforehand) go
    into a scratch copy of the product table, with its indexes and constraints,
    through the bare driver: sqlite3's or psycopg2's `executemany`, one transaction;
 2. seed: `seeding.seed_generated(N)` end to end, as the command runs it: reading

@@ -54,3 +54,20 @@ app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
 app.add_typer(api.app, name="api")
+
+
+def _whole_summaries(group: typer.Typer) -> None:
+    """Each command's summary in a listing is its help's whole first line: click would
+    cut it at the first full stop or at 45 characters ("…the same rules...")."""
+    for command in group.registered_commands:
+        text = command.help or (command.callback.__doc__ if command.callback else None)
+        if command.short_help is None and text:
+            command.short_help = text.strip().splitlines()[0]
+    for subgroup in group.registered_groups:
+        info = subgroup.typer_instance.info  # help given to typer.Typer(help=…)
+        if isinstance(info.help, str) and not isinstance(info.short_help, str):
+            info.short_help = info.help.strip().splitlines()[0]
+        _whole_summaries(subgroup.typer_instance)
+
+
+_whole_summaries(app)

@@ -13,17 +13,29 @@ from pathlib import Path
 
 from shopctl.errors import ConfigError
 
-DEV_ACCESS_SECRET = "dev-access-secret-change-me"
-DEV_REFRESH_SECRET = "dev-refresh-secret-change-me"
+# Development defaults: public, so never for real money. The JWT ones are 32 bytes or
+# more, so PyJWT has nothing to warn about (InsecureKeyLengthWarning, RFC 7518 3.2).
+DEV_ACCESS_SECRET = "dev-access-secret-change-me-in-production"
+DEV_REFRESH_SECRET = "dev-refresh-secret-change-me-in-production"
 DEV_STRIPE_KEY = "sk_test_sandbox"
 DEV_WEBHOOK_SECRET = "whsec_sandbox"
+# Every development value ever shipped (older .env.example files carry the first ones).
+DEV_VALUES = {
+    "JWT_ACCESS_SECRET": frozenset({DEV_ACCESS_SECRET, "dev-access-secret-change-me"}),
+    "JWT_REFRESH_SECRET": frozenset({DEV_REFRESH_SECRET, "dev-refresh-secret-change-me"}),
+    "STRIPE_SECRET_KEY": frozenset({DEV_STRIPE_KEY}),
+    "STRIPE_WEBHOOK_SECRET": frozenset({DEV_WEBHOOK_SECRET}),
+}
+MIN_JWT_SECRET_BYTES = 32  # HS256: a key shorter than the hash is guessable (RFC 7518 3.2)
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a seed-style duration: `15m`, `7d`, `12h`, `90` (seconds)."""
+    """Seconds in a duration written as the Express API it replaces wrote them: `15m`,
+    `7d`, `12h`, `90` (seconds)."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 15m, 12h, 7d)")
@@ -46,6 +58,7 @@ class Settings:
     stripe_webhook_secrets: tuple[str, ...] = (DEV_WEBHOOK_SECRET,)
     stripe_currency: str = "usd"
     stripe_api_base: str | None = None
+    stripe_timeout: float = 10.0
     order_reservation_minutes: float = 30.0
     unset: frozenset[str] = field(default_factory=frozenset)
 
@@ -57,26 +70,63 @@ class Settings:
     def frontend_url(self) -> str:
         return self.frontend_urls[0]
 
+    @property
+    def live_stripe_key(self) -> bool:
+        return self.stripe_secret_key.strip().startswith(LIVE_KEY_PREFIXES)
+
     def insecure_settings(self) -> list[str]:
-        """Names of secrets that are missing or still at their development default."""
-        defaults = {
-            "JWT_ACCESS_SECRET": (self.jwt_access_secret, DEV_ACCESS_SECRET),
-            "JWT_REFRESH_SECRET": (self.jwt_refresh_secret, DEV_REFRESH_SECRET),
-            "STRIPE_SECRET_KEY": (self.stripe_secret_key, DEV_STRIPE_KEY),
-            "STRIPE_WEBHOOK_SECRET": (",".join(self.stripe_webhook_secrets), DEV_WEBHOOK_SECRET),
+        """Names of secrets that are missing or still at a development default (any one
+        of several comma-separated webhook secrets counts)."""
+        given = {
+            "JWT_ACCESS_SECRET": (self.jwt_access_secret,),
+            "JWT_REFRESH_SECRET": (self.jwt_refresh_secret,),
+            "STRIPE_SECRET_KEY": (self.stripe_secret_key,),
+            "STRIPE_WEBHOOK_SECRET": self.stripe_webhook_secrets or ("",),
         }
         return [
             name
-            for name, (value, default) in defaults.items()
-            if name in self.unset or not value.strip() or value == default
+            for name, values in given.items()
+            if name in self.unset
+            or any(not v.strip() or v.strip() in DEV_VALUES[name] for v in values)
         ]
 
-    def check_production(self) -> None:
-        """Refuse to run in production with a missing or default secret."""
-        if self.is_production and (bad := self.insecure_settings()):
-            raise ConfigError(
-                "production refuses missing or default secrets: set " + ", ".join(bad)
+    def short_jwt_secrets(self) -> list[str]:
+        secrets = {"JWT_ACCESS_SECRET": self.jwt_access_secret}
+        secrets["JWT_REFRESH_SECRET"] = self.jwt_refresh_secret
+        return [n for n, v in secrets.items() if len(v.encode()) < MIN_JWT_SECRET_BYTES]
+
+    def safety_problems(self) -> list[str]:
+        """Why this configuration must not run, one sentence per rule broken (none: safe).
+
+        In every mode: a live Stripe key beside any development default (its webhooks
+        could be forged with the public default secret). In production: any missing or
+        default secret, and JWT secrets under 32 bytes.
+        """
+        problems = []
+        defaults = self.insecure_settings()
+        if self.live_stripe_key and defaults:
+            problems.append(
+                "a live Stripe key (STRIPE_SECRET_KEY=sk_live_…) must not run with "
+                "development defaults, which are public: set " + ", ".join(defaults)
             )
+        elif self.is_production and defaults:
+            problems.append(
+                "production refuses missing or default secrets: set " + ", ".join(defaults)
+            )
+        if self.is_production and (short := self.short_jwt_secrets()):
+            problems.append(
+                f"production refuses JWT secrets under {MIN_JWT_SECRET_BYTES} bytes: "
+                + ", ".join(short)
+                + ' (e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        return problems
+
+    def check_safe(self) -> None:
+        """Refuse to run (ConfigError naming each setting) when `safety_problems` says so."""
+        if problems := self.safety_problems():
+            raise ConfigError("; ".join(problems))
+
+    check_production = check_safe  # its former name, for callers not yet renamed
 
 
 def _read_env(env_file: Path | None) -> dict[str, str]:
@@ -114,6 +164,14 @@ def _duration(raw: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _stripe_timeout(raw: dict[str, str], default: float) -> float:
+    """STRIPE_TIMEOUT: seconds (or a duration like 1500ms), one deadline per Stripe call."""
+    seconds = _duration(raw, "STRIPE_TIMEOUT", default) if raw.get("STRIPE_TIMEOUT") else default
+    if not 0 < seconds <= 120:
+        raise ConfigError(f"STRIPE_TIMEOUT must be between 0 and 120 seconds, got {seconds:g}")
+    return seconds
+
+
 def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     """Settings from the environment, then `env_file`, then defaults; raises ConfigError."""
     raw = _read_env(env_file)
@@ -144,6 +202,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         stripe_webhook_secrets=_split(raw.get("STRIPE_WEBHOOK_SECRET", DEV_WEBHOOK_SECRET)),
         stripe_currency=(raw.get("STRIPE_CURRENCY") or defaults.stripe_currency).lower(),
         stripe_api_base=raw.get("STRIPE_API_BASE") or None,
+        stripe_timeout=_stripe_timeout(raw, defaults.stripe_timeout),
         order_reservation_minutes=_number(
             raw, "ORDER_RESERVATION_MINUTES", float, defaults.order_reservation_minutes
         ),

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 from weakref import WeakKeyDictionary
 
 from peewee import (
@@ -25,10 +26,10 @@ from peewee import (
     OperationalError,
     SqliteDatabase,
 )
-from playhouse.migrations import Runner
+from playhouse.migrations import Migration, Runner
 from playhouse.pool import PooledPostgresqlDatabase
 
-from shopctl.errors import ConfigError
+from shopctl.errors import ConfigError, ShopError
 
 database = DatabaseProxy()
 
@@ -75,13 +76,35 @@ class PostgresPool(PooledPostgresqlDatabase):
         return super()._is_closed(conn)
 
 
-def open_database(url: str, *, max_connections: int = 32) -> Database:
-    """A peewee database for `url` (sqlite:///path or postgresql://user:pass@host:port/db)."""
+class NoSchema(ShopError):
+    """The database is missing, or holds none of shopctl's tables."""
+
+    status = 503
+    code = "no_schema"
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a sqlite:///path URL, as given (relative to the working directory)."""
+    path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+    if not path:
+        raise ConfigError(f"DATABASE_URL: give a file, e.g. sqlite:///shopctl.db (got {url!r})")
+    return path
+
+
+def open_database(url: str, *, max_connections: int = 32, create: bool = True) -> Database:
+    """A peewee database for `url` (sqlite:///path or postgresql://user:pass@host:port/db).
+
+    With `create=False` a SQLite file that does not exist stays so: every connection opens
+    the file read-write without creating it (SQLite's `mode=rw`), so a command run in the
+    wrong directory fails instead of leaving an empty database behind.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
-        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
-        if not path:
-            raise ConfigError(f"DATABASE_URL: give a file, e.g. sqlite:///shopctl.db (got {url!r})")
+        path = sqlite_path(url)
+        _check_sqlite_version()
+        if not create and path != ":memory:":
+            uri = f"file:{quote(path)}?mode=rw"
+            return SqliteDatabase(uri, pragmas=SQLITE_PRAGMAS, timeout=10, uri=True)
         return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     if parsed.scheme in ("postgresql", "postgres"):
         name = unquote(parsed.path.lstrip("/"))
@@ -104,14 +127,68 @@ def open_database(url: str, *, max_connections: int = 32) -> Database:
     )
 
 
-def init_database(url: str, **kwargs) -> Database:
+def init_database(url: str, *, create: bool = True, **kwargs) -> Database:
     """Point every model at the database for `url` and return it (reused if already there)."""
-    if database.obj is not None and getattr(database.obj, "shopctl_url", None) == url:
-        return database.obj
-    db = open_database(url, **kwargs)
+    current = database.obj
+    same = current is not None and getattr(current, "shopctl_url", None) == url
+    if same and (current.shopctl_creates or not create):
+        return current
+    db = open_database(url, create=create, **kwargs)
     db.shopctl_url = url
+    db.shopctl_creates = create
     database.initialize(db)
     return db
+
+
+def detach() -> None:
+    """Close every connection and let go of the database: the next `init_database` opens
+    its own (the server's workers size their pool for their executor threads)."""
+    db = database.obj
+    if db is None:
+        return
+    with suppress(DatabaseError):
+        db.close_all() if is_postgres() else db.close()
+    database.initialize(None)
+
+
+def current_url() -> str:
+    return getattr(database.obj, "shopctl_url", "")
+
+
+def describe(url: str) -> str:
+    """Where `url` points, for messages: the SQLite file, or PostgreSQL's database and host."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        return f"SQLite file {Path(sqlite_path(url)).resolve()}"
+    name = unquote(parsed.path.lstrip("/"))
+    return f"PostgreSQL database {name} on {parsed.hostname}:{parsed.port or 5432}"
+
+
+def sqlite_file_missing(url: str) -> bool:
+    if not url.startswith("sqlite:///") or sqlite_path(url) == ":memory:":
+        return False
+    return not Path(sqlite_path(url)).exists()
+
+
+def require_schema(url: str) -> None:
+    """NoSchema unless the database exists and holds shopctl's tables (`shopctl migrate`
+    makes both); any other database error goes up as it is."""
+    if sqlite_file_missing(url):
+        raise NoSchema(f"no database at {describe(url)}; run `shopctl migrate` to create it")
+    if not database.table_exists(MIGRATION_TABLE):
+        raise NoSchema("this database has no shopctl tables; run `shopctl migrate`")
+
+
+# Order placement takes stock with UPDATE … FROM … RETURNING (SQLite 3.35, March 2021).
+SQLITE_MINIMUM = (3, 35)
+
+
+def _check_sqlite_version() -> None:
+    if sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+        raise ConfigError(
+            f"shopctl needs SQLite {'.'.join(map(str, SQLITE_MINIMUM))} or newer; this Python"
+            f" has {sqlite3.sqlite_version}: use PostgreSQL or a newer Python build"
+        )
 
 
 def is_sqlite() -> bool:
@@ -163,7 +240,10 @@ def migration_runner() -> Runner:
 
 
 def migration_status() -> list[tuple[str, object]]:
-    """(name, applied-at or None) for every migration, in order."""
+    """(name, applied-at or None) for every migration, in order (all pending when the
+    SQLite file is yet to be created)."""
+    if sqlite_file_missing(current_url()):
+        return [(m.name, None) for m in Migration.load_directory(str(migrations_dir()))]
     return [(m.name, m.applied) for m in migration_runner().status()]
 
 

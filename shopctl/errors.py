@@ -32,6 +32,13 @@ class InvalidInput(ShopError):
         self.errors = errors
 
 
+class NotChargeable(ShopError):
+    """An amount Stripe would refuse to charge (under its minimum, over its maximum)."""
+
+    status = 400
+    code = "amount_not_chargeable"
+
+
 class Unauthorized(ShopError):
     status = 401
     code = "unauthorized"
@@ -88,8 +95,22 @@ class PaymentProviderError(ShopError):
     code = "payment_provider_error"
 
 
+class StripeUnreachable(PaymentProviderError):
+    """Stripe did not answer within STRIPE_TIMEOUT (or refused the connection)."""
+
+    status = 503
+    code = "stripe_unreachable"
+
+
 class ConfigError(ShopError):
     """Configuration that cannot work; raised before anything starts."""
 
     status = 500
     code = "config_error"
+
+
+class Ambiguous(ShopError):
+    """A shortened id that matches several rows; `detail` lists them."""
+
+    status = 409
+    code = "ambiguous"

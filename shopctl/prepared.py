@@ -10,7 +10,7 @@ values are already what the models hold).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from peewee import (
@@ -35,12 +35,16 @@ _MARK = "\x00param:"
 
 class Params:
     """Stand-ins for a prepared query's parameters: `params.id` is compiled as a
-    placeholder that `PreparedSelect.first(id=…)` (or `models`, `scalar`) fills. Values
-    go to the driver as given, so give them as the column stores them (str, int,
+    placeholder that `PreparedSelect.first(id=…)` (or `models`, `scalar`) fills, and
+    `params[3]` one that `PreparedStatement.run(shape, values)` fills from a sequence.
+    Values go to the driver as given, so give them as the column stores them (str, int,
     datetime)."""
 
     def __getattr__(self, name: str) -> Value:
         return Value(f"{_MARK}{name}", converter=False)
+
+    def __getitem__(self, index: int) -> Value:
+        return Value(f"{_MARK}#{index}", converter=False)
 
 
 # psycopg2 already returns these columns as the values peewee's python_value would make
@@ -68,40 +72,56 @@ def _converter(field: Field, postgres: bool) -> Callable[[Any], Any] | None:
 class _Compiled:
     def __init__(self, query: Query, postgres: bool):
         self.sql, params = query.sql()
-        self.slots = [
-            (p[len(_MARK) :], None) if isinstance(p, str) and p.startswith(_MARK) else (None, p)
-            for p in params
-        ]
+        self.slots = [_slot(p) for p in params]
         self.model: type[Model] = query.model
         fields = getattr(query, "_returning", None) or ()  # a SELECT's model fields
         self.names = [field.name for field in fields]
         self.converters = [_converter(field, postgres) for field in fields]
 
-    def params(self, values: dict[str, Any]) -> list:
-        return [values[name] if name else constant for name, constant in self.slots]
+    def params(self, values: Mapping[str, Any] | Sequence[Any]) -> list:
+        return [constant if key is None else values[key] for key, constant in self.slots]
+
+
+def _slot(param: Any) -> tuple[str | int | None, Any]:
+    """(the value's key, None) for a placeholder, (None, the value) for a constant."""
+    if not (isinstance(param, str) and param.startswith(_MARK)):
+        return None, param
+    name = param[len(_MARK) :]
+    return (int(name[1:]) if name.startswith("#") else name), None
 
 
 class PreparedStatement:
-    """A query built by `build(params)` once per database kind, run with new values."""
+    """A query built by `build(params, *shape)` once per database kind and shape, run
+    with new values. `shape` is whatever changes the SQL itself, such as the number of
+    lines of an order; most statements have none."""
 
-    def __init__(self, build: Callable[[Params], Query]):
+    MAX_SHAPES = 512  # per statement and database kind; a bound, never reached in practice
+
+    def __init__(self, build: Callable[..., Query]):
         self._build = build
-        self._compiled: dict[type, _Compiled] = {}
+        self._compiled: dict[tuple, _Compiled] = {}
 
-    def _compiled_here(self) -> _Compiled:
-        kind = type(database.obj)
-        compiled = self._compiled.get(kind)
+    def _compiled_here(self, shape: tuple = ()) -> _Compiled:
+        key = (type(database.obj), shape)
+        compiled = self._compiled.get(key)
         if compiled is None:
-            query = self._build(Params())
-            compiled = self._compiled[kind] = _Compiled(query, is_postgres())
+            if len(self._compiled) >= self.MAX_SHAPES:
+                self._compiled.clear()
+            query = self._build(Params(), *shape)
+            compiled = self._compiled[key] = _Compiled(query, is_postgres())
         return compiled
 
-    def _cursor(self, compiled: _Compiled, values: dict[str, Any]):
+    def _cursor(self, compiled: _Compiled, values: Mapping[str, Any] | Sequence[Any]):
         return execute_prepared(compiled.sql, compiled.params(values))
 
     def execute(self, **values) -> int:
         """Run an UPDATE, INSERT or DELETE: the number of rows it changed."""
         return self._cursor(self._compiled_here(), values).rowcount
+
+    def run(self, shape: tuple, values: Mapping[str, Any] | Sequence[Any]):
+        """Run the statement of this `shape` with `values` (a mapping for `params.name`,
+        a sequence for `params[i]`): the driver's cursor, for its rows or rowcount."""
+        return self._cursor(self._compiled_here(shape), values)
 
 
 class PreparedSelect(PreparedStatement):

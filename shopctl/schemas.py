@@ -1,6 +1,6 @@
 """Input validation shared by both front doors: API handlers and CLI commands.
 
-Each schema is a pydantic model; `validate()` turns its errors into the seed's
+Each schema is a pydantic model; `validate()` turns its errors into the v1 API's
 validation list `[{path, message}]` inside an `InvalidInput`.
 """
 
@@ -186,7 +186,7 @@ Email = Annotated[
 
 
 def password_problems(password: str) -> list[str]:
-    """The seed's password policy: one message per broken rule (the seed listed each one)."""
+    """The v1 API's password policy: one message per broken rule, as existing clients expect."""
     has_special = any(not c.isalnum() for c in password)
     rules = {
         "Password must be at least 8 characters long.": len(password) >= 8,
@@ -250,7 +250,11 @@ from pydantic import WithJsonSchema  # noqa: E402
 
 from shopctl.money import MAX_MINOR_UNITS  # noqa: E402
 
-MAX_STOCK = 2**31 - 1  # the stock column is a 32-bit integer
+# The stock column is a 32-bit integer (at most 2,147,483,647). Stock on hand is bounded
+# well below it, so units out in orders always fit when they come back; the catalog also
+# checks that stock plus every unit held by orders fits (services/catalog/stock.py).
+STOCK_COLUMN_MAX = 2**31 - 1
+MAX_STOCK = 1_000_000_000
 PRODUCT_SORTS = ("createdAt", "priceCents", "name")
 
 
@@ -292,14 +296,29 @@ Amount = Annotated[
         {
             "anyOf": [
                 {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^(\d+(\.\d*)?|\.\d+)$"},
+                {"type": "string", "pattern": r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)$"},
             ],
             "examples": ["12.50"],
         }
     ),
 ]
 PriceCents = Annotated[int, Field(strict=True, ge=0, le=MAX_MINOR_UNITS)]
-Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
+
+
+def _within_stock_bound(value: int) -> int:
+    if value > MAX_STOCK:
+        raise ValueError(
+            f"must be at most {MAX_STOCK:,} (the stock bound, which leaves room in the "
+            f"{STOCK_COLUMN_MAX:,} column for every unit out in orders to come back)"
+        )
+    return value
+
+
+Stock = Annotated[
+    int,
+    Field(strict=True, ge=0, json_schema_extra={"maximum": MAX_STOCK}),
+    AfterValidator(_within_stock_bound),
+]
 
 
 def _exactly_one_price(value: Any, info) -> Any:

@@ -328,6 +328,8 @@ class StripeStack:
         self.http = httpx.Client(base_url=sandbox_url, timeout=30)
 
     def control(self, method: str, path: str, **kwargs) -> dict:
+        if method != "GET" and "json" not in kwargs:
+            kwargs["json"] = {}  # the control endpoints read JSON bodies only
         response = self.http.request(method, f"/_sandbox{path}", **kwargs)
         assert response.status_code < 300, response.text
         return response.json()

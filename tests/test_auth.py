@@ -114,7 +114,7 @@ def test_duplicate_email_in_another_case_is_409_and_changes_nothing(http):
         ("Aa1!" * 19, ["at most 72 bytes"]),
     ],
 )
-def test_weak_passwords_get_one_seed_message_per_broken_rule(http, password, broken):
+def test_weak_passwords_get_one_v1_message_per_broken_rule(http, password, broken):
     response = register(http, password=password)
     assert response.status_code == 400
     body = response.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_environment_wins_over_dotenv_which_wins_over_defaults(tmp_path, monkeyp
 @pytest.mark.parametrize(
     "text, seconds", [("15m", 900), ("7d", 604800), ("12h", 43200), ("90", 90), ("1.5m", 90)]
 )
-def test_seed_durations(text, seconds):
+def test_v1_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
@@ -67,7 +68,10 @@ def test_bad_settings_are_refused_by_name(monkeypatch, name, value):
 
 
 def test_production_refuses_default_secrets_and_names_them(tmp_path):
-    env = {"SHOPCTL_ENV": "production", "JWT_ACCESS_SECRET": "a-real-secret-value"}
+    env = {
+        "SHOPCTL_ENV": "production",
+        "JWT_ACCESS_SECRET": "a-real-secret-value-of-32-bytes-or-more",
+    }
     for name in ("JWT_REFRESH_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
         env[name] = ""
     result = _shopctl("serve", "--port", str(free_port()), env=env, cwd=tmp_path)
@@ -132,7 +136,7 @@ def test_root_and_health(server):
     assert health.json()["data"] == {"status": "ok", "database": "ok"}
 
 
-def test_unknown_route_gets_the_seed_404_envelope(server):
+def test_unknown_route_gets_the_v1_404_envelope(server):
     response = server.request("GET", "/no/such/thing")
     assert response.status_code == 404
     assert response.json() == {
@@ -241,7 +245,7 @@ def test_help_imports_neither_sanic_nor_stripe_nor_the_api():
     assert "HEAVY []" in result.stderr, result.stderr
 
 
-def test_every_command_has_help_text():
+def _commands():
     import typer.main
 
     from shopctl.cli import app
@@ -252,7 +256,21 @@ def test_every_command_has_help_text():
             if hasattr(command, "commands"):
                 yield from walk(command, (*path, name))
 
-    commands = list(walk(typer.main.get_command(app)))
+    return list(walk(typer.main.get_command(app)))
+
+
+def _rendered_help(path) -> str:
+    from typer.testing import CliRunner
+
+    from shopctl.cli import app
+
+    result = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_command_has_help_text():
+    commands = _commands()
     assert {path[0] for path, _ in commands} >= {
         "migrate",
         "serve",
@@ -265,6 +283,67 @@ def test_every_command_has_help_text():
     }
     for path, command in commands:
         assert (command.help or "").strip(), f"shopctl {' '.join(path)} has no help"
+
+
+def _example_lines(help_text: str) -> list[str]:
+    """The lines of a docstring that show a command: `Example:`, `Examples:`, `Then:` and
+    the indented lines that continue them."""
+    examples, inside = [], False
+    for line in help_text.replace("\b", "").splitlines():
+        starts = re.match(r"\s*(Examples?|Then):", line)
+        inside = bool(starts) or (inside and line.startswith(" ") and line.strip() != "")
+        if inside:
+            examples.append(line.strip())
+    return examples
+
+
+def test_help_examples_each_stand_on_their_own_line():
+    """Regression: examples were joined into their paragraph and rewrapped by click
+    ("...amount mismatches. Example: shopctl payments / reconcile --apply")."""
+    for path, command in _commands():
+        text = command.help or ""
+        for line in text.splitlines():
+            assert "Example" not in line or re.match(r"\s*Examples?:", line), (path, line)
+        rendered = [line.strip() for line in _rendered_help(path).splitlines()]
+        for example in _example_lines(text):
+            assert example in rendered, (path, example)
+            assert ";  shopctl" not in example, (path, example)
+
+
+CANONICAL_METAVARS = {"ORDER_ID", "PRODUCT_ID", "EVENT_ID", "EMAIL", "QUANTITY"}
+
+
+def test_arguments_have_one_spelling_each():
+    """Regression: an order id was `ID` in `orders show` and `ORDER_ID` in `orders refund`."""
+    arguments = 0
+    for path, command in _commands():
+        for param in command.params:
+            if param.param_type_name == "argument":
+                arguments += 1
+                assert param.metavar in CANONICAL_METAVARS, (path, param.name)
+        usage = _rendered_help(path).splitlines()[0]
+        assert not re.search(r"[{<\[][a-z]", usage), (path, usage)
+        for word in re.findall(r"\b[A-Z][A-Z_]{1,}\b", command.help or ""):
+            if word.endswith("_ID") or word in {"ID", "QTY"}:
+                assert word in CANONICAL_METAVARS, (path, word)
+    assert arguments >= 8
+
+
+def test_summaries_are_whole_first_lines_and_help_has_no_internal_notes():
+    """Regression: `shopctl --help` cut summaries short ("Refund a paid order at Stripe,
+    fully or partly (registered as..."), and showed a note meant for developers."""
+    groups = [()] + [path for path, command in _commands() if hasattr(command, "commands")]
+    commands = dict(_commands())
+    for group in groups:
+        listing = " ".join(_rendered_help(group).split()).replace("- ", "-")  # wrapped at a -
+        assert not re.search(r"\w\.\.\.", listing), group  # click's "cut short..."
+        for path, command in commands.items():
+            if path[:-1] == group:
+                summary = (command.help or "").strip().splitlines()[0]
+                assert " ".join(summary.split()) in listing, (path, summary)
+    for path, command in commands.items():
+        for note in ("registered as", "TODO", "FIXME", "XXX", "internal"):
+            assert note not in (command.help or ""), (path, note)
 
 
 def test_version():

@@ -9,11 +9,13 @@ import json
 import shlex
 import time
 import uuid
+import warnings
 
 import httpx
 import jwt
 import pytest
 
+from shopctl.config import DEV_ACCESS_SECRET
 from shopctl.models import Order, Product
 from tests.conftest import TEST_ENV
 from tests.orders_support import bearer, make_product, make_user, place
@@ -85,7 +87,7 @@ def _send(server, method: str, path: str, headers: dict, payload) -> httpx.Respo
 
 
 def _refused(response: httpx.Response) -> bool:
-    """A 4xx with the seed's error envelope."""
+    """A 4xx with the v1 API's error envelope."""
     try:
         body = response.json()
     except ValueError:
@@ -279,11 +281,20 @@ def _tokens(settings) -> list[str]:
         "Bearer " + SQLI,
         "Basic YWRtaW46YWRtaW4=",
         "Bearer",
-        "Bearer " + jwt.encode(claims, "guessed-secret", algorithm="HS256"),
+        # An attacker's first guesses: the public development default, and a short key.
+        "Bearer " + jwt.encode(claims, DEV_ACCESS_SECRET, algorithm="HS256"),
+        "Bearer " + _signed_with_a_short_key(claims, "guessed-secret"),
         "Bearer " + jwt.encode(claims, None, algorithm="none"),
         "Bearer " + jwt.encode({**claims, "exp": now - 10}, TEST_ENV["JWT_ACCESS_SECRET"]),
         "Bearer " + jwt.encode(claims, TEST_ENV["JWT_REFRESH_SECRET"]),  # the other key
     ]
+
+
+def _signed_with_a_short_key(claims: dict, key: str) -> str:
+    """A forgery with a key under 32 bytes; PyJWT warns when signing it, on purpose here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        return jwt.encode(claims, key, algorithm="HS256")
 
 
 def test_forged_and_malformed_tokens_are_401(server, shop, settings):

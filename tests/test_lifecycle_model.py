@@ -154,7 +154,7 @@ class LifeCycle(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         _empty_tables()
-        httpx.post(f"{self.sandbox_url}/_sandbox/reset", timeout=10).raise_for_status()
+        httpx.post(f"{self.sandbox_url}/_sandbox/reset", json={}, timeout=10).raise_for_status()
         import stripe
 
         self.stripe = stripe.StripeClient(SANDBOX_KEY, base_addresses={"api": self.sandbox_url})

@@ -126,7 +126,7 @@ def test_documented_auth_is_what_the_server_enforces(document, server):
         assert str(status) in operation["responses"], (method, path, status)
 
 
-def test_success_envelopes_carry_the_seeds_messages(document):
+def test_success_envelopes_carry_the_v1_messages(document):
     login = document["paths"]["/api/v1/auth/login"]["post"]["responses"]["200"]
     envelope = login["content"]["application/json"]["schema"]
     assert envelope["required"] == ["statusCode", "success", "message", "data"]

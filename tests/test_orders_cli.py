@@ -8,7 +8,7 @@ import time
 import pytest
 
 from shopctl.models import Order, OrderHistory, Payment, StockMovement
-from shopctl.services.orders.expiry import expire_overdue
+from shopctl.services.orders.expiry import Verdict, expire_overdue
 from tests.orders_support import (
     assert_ledger_consistent,
     bearer,
@@ -136,8 +136,10 @@ def test_expire_dry_run_counts_and_changes_nothing(cli, shop):
         "restoredUnits": 2,
         "failed": 0,
         "skipped": 0,
+        "unconfirmed": 0,
         "dryRun": True,
         "errors": [],
+        "warnings": [],
     }
     assert Order.get_by_id(overdue.id).status == "UNPAID" and stock_of(mug) == 5
 
@@ -186,11 +188,14 @@ def test_the_stripe_hook_runs_before_expiry_and_can_hold_an_order_back(settings,
         Payment.update(session_id=session).where(Payment.order == order.id).execute()
     asked = []
 
-    def before_expire(order_id: str, session_id: str) -> bool:
-        asked.append(session_id)
-        if session_id == "cs_x":
-            raise ConnectionError("Stripe is down")
-        return session_id != "cs_done"
+    def before_expire(rows: list[tuple[str, str]]) -> dict[str, Verdict]:
+        asked.extend(session_id for _, session_id in rows)
+        verdicts = {
+            "cs_open": Verdict(True),
+            "cs_done": Verdict(False),
+            "cs_x": Verdict(False, error="ConnectionError: Stripe is down"),
+        }
+        return {order_id: verdicts[session_id] for order_id, session_id in rows}
 
     summary = expire_overdue(settings, before_expire=before_expire)
     assert sorted(asked) == ["cs_done", "cs_open", "cs_x"]

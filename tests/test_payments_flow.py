@@ -49,7 +49,7 @@ def test_pay_later_then_pay_reuses_one_session(stripe_stack, settings):
 
 
 def test_decline_then_pay_in_the_same_session_ends_paid(stripe_stack, settings):
-    """Regression: the seed marked a declined order FAILED and ignored the later success."""
+    """Regression: the Express API marked a declined order FAILED and ignored the later success."""
     shopper, mug = buyer(stripe_stack, settings), product(quantity=1)
     placed = shopper.order_now(mug)
     stripe_stack.pay(placed["sessionId"], "declined")

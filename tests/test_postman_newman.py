@@ -47,7 +47,7 @@ def export(tmp_path: Path, *args: str) -> dict:
     return json.loads(target.read_text())
 
 
-def test_the_collection_is_shaped_like_the_seeds(tmp_path):
+def test_the_collection_is_shaped_like_the_express_apis(tmp_path):
     collection = export(tmp_path, "--base-url", "http://shop.test:8080/")
     assert collection["info"]["schema"].endswith("/v2.1.0/collection.json")
     folders = [folder["name"] for folder in collection["item"]]

@@ -17,6 +17,7 @@ import httpx
 import jwt
 import pytest
 
+from shopctl.config import DEV_ACCESS_SECRET
 from shopctl.models import StripeEvent
 from tests.conftest import DEFAULT_PG_SERVER, TEST_ENV, run_server
 from tests.resilience_support import leaked, running_sandbox
@@ -94,7 +95,7 @@ def _provoke(http: httpx.Client) -> list[httpx.Response]:
     now = int(time.time())
     forged = {"sub": "x", "iat": now, "exp": now + 60, "jti": "j", "type": "access"}
     for token in (
-        jwt.encode(forged, "guess"),
+        jwt.encode(forged, DEV_ACCESS_SECRET),  # the public development default
         jwt.encode(forged, None, algorithm="none"),
         jwt.encode({**forged, "exp": now - 5}, SECRETS["JWT_ACCESS_SECRET"]),
     ):

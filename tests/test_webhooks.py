@@ -92,7 +92,7 @@ def test_signed_event_for_another_system_is_stored_as_ignored(server):
     assert row.status == "IGNORED" and "unhandled" in row.last_error
 
 
-def test_seed_path_and_rotated_secrets_both_work(start_server):
+def test_dashboard_path_and_rotated_secrets_both_work(start_server):
     rotating = {"STRIPE_WEBHOOK_SECRET": f"whsec_new_one,{WEBHOOK_SECRET}"}
     with start_server(env=rotating) as live:
         assert deliver(live, _event("evt_a"), path="/webhook").status_code == 200

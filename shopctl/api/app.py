@@ -36,7 +36,7 @@ def _register_lifecycle(app: Sanic, settings: Settings) -> None:
     async def open_resources(app: Sanic):
         app.ctx.executor = ThreadPoolExecutor(EXECUTOR_THREADS, thread_name_prefix="shopctl-db")
         app.ctx.database = init_database(
-            settings.database_url, max_connections=EXECUTOR_THREADS + 2
+            settings.database_url, max_connections=EXECUTOR_THREADS + 2, create=False
         )
 
     @app.after_server_stop
@@ -124,7 +124,7 @@ def _enable_cors(app: Sanic, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic:
     """Build the API. Called once per worker process (Sanic's AppLoader factory)."""
     settings = settings or load_settings()
-    settings.check_production()
+    settings.check_safe()
     app = Sanic(name, strict_slashes=False)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None, name: str = "shopctl") -> Sanic
     _register_middleware(app)
     app.blueprint(Blueprint.group(*_blueprints(), url_prefix="/api/v1"))
     app.add_route(system.root, "/", methods=["GET"], name="root")
-    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="seed_webhook")
+    app.add_route(payments.stripe_webhook, "/webhook", methods=["POST"], name="dashboard_webhook")
     _enable_cors(app, settings)  # after every route: it adds their OPTIONS routes
     logging.getLogger("sanic.root").setLevel(logging.WARNING)
     return app

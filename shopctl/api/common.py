@@ -41,7 +41,7 @@ def _is_json(request: Request) -> bool:
 
 
 def json_body(request: Request) -> Any:
-    """The request's JSON body; like the seed, `{"data": "<json>"}` is unwrapped.
+    """The request's JSON body; like the Express API, `{"data": "<json>"}` is unwrapped.
 
     Only JSON media types are read: a cross-site HTML form can send text/plain or
     urlencoded bodies without a CORS preflight (login CSRF, cf. FastAPI CVE-2021-32677).

@@ -1,7 +1,7 @@
 """Who may call a route: `@authenticated()` for any user, `@authenticated("ADMIN")` for admins.
 
 The token comes from `Authorization: Bearer …` or the `accessToken` / `access_token`
-cookie, like the seed's checkAuth. 401 for a missing or bad token, 403 for a role that
+cookie, like the Express API's checkAuth. 401 for a missing or bad token, 403 for a role that
 may not. The user is put on `request.ctx.user`, its session family on
 `request.ctx.session_id`. `@authenticated(defer=True)` leaves checking the token to the
 handler's own executor hop (`call_as_user`): one thread-pool round trip instead of two.

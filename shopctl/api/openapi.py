@@ -3,7 +3,7 @@
 Paths and methods come from the app's router. Request bodies and the query, path and
 header parameters come from the pydantic models in `shopctl.schemas` that validate the
 requests, so the document cannot drift from the validation (one source of truth).
-Responses are the seed's envelopes around the models in `openapi_models`; auth, the
+Responses are the v1 API's envelopes around the models in `openapi_models`; auth, the
 success message and the status codes of each route are in `OPERATIONS`, keyed by route
 name. A served route missing from `OPERATIONS` is an error, not a silent gap.
 """
@@ -34,12 +34,12 @@ IDEMPOTENCY_KEY = (
 )
 
 DESCRIPTION = """\
-The shop's REST API: the seed's JSON contract, served by shopctl.
+The shop's REST API: the JSON contract of the Express API it replaces, served by shopctl.
 
 * Success: `{statusCode, success: true, message, meta?, data}`.
 * Error: `{statusCode, success: false, message, error}`; validation errors are status 400,
   message `Validation Error`, `error` a list of `{path, message}`.
-* A JSON body of the form `{"data": "<json string>"}` is read as that JSON (as the seed's
+* A JSON body of the form `{"data": "<json string>"}` is read as that JSON (as the Express API's
   `validateRequest` did). Bodies over 1 MiB get 413. Every response has `X-Request-ID`.
 * Auth: `Authorization: Bearer <accessToken>` or the `accessToken` cookie set by
   `POST /api/v1/auth/login`.
@@ -254,7 +254,11 @@ def _schema_of(data: Any) -> dict[str, Any]:
 
 # status: (component name, description)
 ERRORS: dict[int, tuple[str, str]] = {
-    400: ("BadRequest", "Invalid input: `Validation Error` with a list of `{path, message}`"),
+    400: (
+        "BadRequest",
+        "Invalid input: `Validation Error` with a list of `{path, message}`, or an amount "
+        "Stripe cannot charge (the message names the limit)",
+    ),
     401: ("Unauthorized", "Missing, invalid or expired credentials"),
     403: ("Forbidden", "Authenticated, but this role may not (or a cross-site cookie request)"),
     404: ("NotFound", "No such resource (someone else's order or payment is also 404)"),
@@ -269,7 +273,11 @@ ERRORS: dict[int, tuple[str, str]] = {
         "failed (stored as FAILED; Stripe retries)",
     ),
     502: ("PaymentProviderError", "Stripe could not be reached or refused the call"),
-    503: ("Unavailable", "The database is unavailable"),
+    503: (
+        "Unavailable",
+        "The database is unavailable, or the request ran out of the server's response time "
+        "(`error.code` `database_unavailable` or `response_timeout`)",
+    ),
 }
 
 VALIDATION_EXAMPLE = {

@@ -1,6 +1,6 @@
 """What the API answers with, as pydantic models: used only to describe responses in the
 OpenAPI document (requests are described by the models in `shopctl.schemas` that validate
-them). Field names are the seed's; clients must accept fields added later, so none of
+them). Field names are the v1 API's; clients must accept fields added later, so none of
 these forbids extra properties.
 """
 
@@ -71,6 +71,21 @@ class Order(BaseModel):
     payLater: bool
     items: list[OrderItem]
     payment: PaymentSummary | None
+
+
+class StripeNotice(BaseModel):
+    """Whether Stripe confirmed the Checkout Session closed; when not, what follows."""
+
+    sessionClosed: bool
+    outcome: Literal["no-session", "closed", "unknown", "unreachable", "refused"]
+    message: str | None
+
+
+class CanceledOrder(Order):
+    """The canceled order. The cancel happens whatever Stripe answers: `stripe.message`
+    (also the envelope's message) says when Stripe could not be reached and what follows."""
+
+    stripe: StripeNotice
 
 
 class Session(BaseModel):
@@ -169,6 +184,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     OrderItem,
     PaymentSummary,
     Order,
+    StripeNotice,
+    CanceledOrder,
     Session,
     TokenPair,
     Checkout,

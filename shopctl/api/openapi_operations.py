@@ -97,7 +97,7 @@ WELCOME = {
         "message": {"type": "string"},
         "data": {"$ref": "#/components/schemas/Welcome"},
     },
-    "description": "The seed's welcome: `data`'s fields are also at the top level.",
+    "description": "The v1 API's welcome: `data`'s fields are also at the top level.",
 }
 
 OPERATIONS: dict[str, Operation] = {
@@ -262,12 +262,14 @@ OPERATIONS: dict[str, Operation] = {
         "Order",
         "Cancel an order",
         "Order canceled successfully",
-        out.Order,
+        out.CanceledOrder,
         auth="user",
         path=s.OrderRef,
-        errors=(409, 502),
+        errors=(409,),
         description="Only UNPAID orders; the stock goes back and the Checkout Session is "
-        "expired at Stripe. The owner or an admin.",
+        "expired at Stripe first (within STRIPE_TIMEOUT). If Stripe cannot be reached, the "
+        "order is canceled anyway and `stripe.message` says what follows. 409 when Stripe "
+        "says it was paid meanwhile. The owner or an admin.",
     ),
     "orders.list_orders": Operation(
         "Order",
@@ -298,7 +300,9 @@ OPERATIONS: dict[str, Operation] = {
         path=s.PaymentIdPath,
     ),
     "payments.webhook": WEBHOOK,
-    "seed_webhook": replace(WEBHOOK, summary="Receive a Stripe event (the seed's address)"),
+    "dashboard_webhook": replace(
+        WEBHOOK, summary="Receive a Stripe event (the Express API's address)"
+    ),
     # docs
     "docs.openapi_json": Operation(
         "Docs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from sanic import Blueprint, Request
@@ -88,15 +89,22 @@ async def pay_order(request: Request, order_id: str):
 @api.post("/<order_id>/cancel")
 @authenticated()
 async def cancel_order(request: Request, order_id: str):
-    order = await call(
-        request,
-        sessions.cancel_order,
-        request.app.ctx.settings,
-        _order_id(order_id),
-        user=request.ctx.user,
-        actor="api",
+    """Database steps in the thread pool; Stripe is awaited on the loop between them.
+
+    Shielded: when the client gives up (or Sanic's response timeout answers 503 first),
+    the cancel still completes, so its database steps never stop half-way."""
+    cancel = asyncio.ensure_future(
+        sessions.cancel_order_async(
+            request.app.ctx.settings,
+            _order_id(order_id),
+            user=request.ctx.user,
+            actor="api",
+            run_db=partial(call, request),
+        )
     )
-    return ok(order, "Order canceled successfully")
+    cancel.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved
+    order = await asyncio.shield(cancel)
+    return ok(order, order["stripe"]["message"] or "Order canceled successfully")
 
 
 @api.get("/")

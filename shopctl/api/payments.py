@@ -1,4 +1,4 @@
-"""Stripe webhooks (`POST /payment/webhook`, and `POST /webhook` for the seed's Dashboard
+"""Stripe webhooks (`POST /payment/webhook`, and `POST /webhook` for the Express API's Dashboard
 configuration) and `GET /payment/:paymentId/status`."""
 
 from __future__ import annotations

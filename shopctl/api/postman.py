@@ -1,4 +1,4 @@
-"""A Postman v2.1 collection of the API, like the seed's, that runs top to bottom.
+"""A Postman v2.1 collection of the API, like the Express API's, that runs top to bottom.
 
 Each request is an operation of the OpenAPI document (method, path, name and expected
 status and message come from there) played in an order that creates what the next one
@@ -360,7 +360,7 @@ def _url(path: str, step: Step) -> dict[str, Any]:
 
 
 def _checks(operation: dict, step: Step) -> list[str]:
-    """The status code; for the seed's envelopes `success` and the documented message."""
+    """The status code; for the v1 API's envelopes `success` and the documented message."""
     status, response = next(
         (int(code), response)
         for code, response in operation["responses"].items()

@@ -1,4 +1,4 @@
-"""The seed's JSON envelopes, and the one place that turns errors into them."""
+"""The v1 API's JSON envelopes, and the one place that turns errors into them."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ def _from_sanic(request: Request, exc: sanic_errors.SanicException) -> HTTPRespo
         return failure(404, NOT_FOUND_MESSAGE, error)
     if isinstance(exc, sanic_errors.PayloadTooLarge):
         return failure(413, "Request body too large", {"limitBytes": 1024 * 1024})
+    if isinstance(exc, sanic_errors.ServiceUnavailable):  # Sanic's RESPONSE_TIMEOUT passed
+        log.warning("response timeout: %s %s", request.method, request.path)
+        error = {"code": "response_timeout", "path": request.path}
+        return failure(503, "The request took too long; retry later", error)
     if isinstance(exc, sanic_errors.MethodNotAllowed):
         return failure(405, "Method not allowed", {"path": request.path, "method": request.method})
     if status >= 500:
@@ -51,7 +55,7 @@ def _unexpected(request: Request, exc: BaseException) -> HTTPResponse:
 
 
 def error_response(request: Request, exc: BaseException) -> HTTPResponse:
-    """Every error the API can raise, as the seed's error envelope. Never internals."""
+    """Every error the API can raise, as the v1 API's error envelope. Never internals."""
     if isinstance(exc, InvalidInput):
         return failure(400, exc.message, exc.errors)
     if isinstance(exc, TooManyRequests):

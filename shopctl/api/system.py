@@ -1,4 +1,4 @@
-"""`GET /` (the seed's welcome) and `GET /api/v1/health`."""
+"""`GET /` (the v1 API's welcome) and `GET /api/v1/health`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ api = Blueprint("system")
 
 
 async def root(request: Request):
-    """The seed's welcome; its fields also sit at the top level, as the seed sent them."""
+    """The v1 API's welcome; its fields also sit at the top level, as existing clients read them."""
     settings = request.app.ctx.settings
     uptime = time.monotonic() - request.app.ctx.started_at
     data = {

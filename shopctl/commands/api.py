@@ -59,9 +59,10 @@ def postman(
     Set `adminEmail` and `adminPassword` (an account made with `shopctl users create
     EMAIL --admin`) for the admin requests.
 
+    \b
     Example: shopctl api postman --base-url http://localhost:8000 -o shopctl.postman.json
-    Then:    newman run shopctl.postman.json --env-var adminEmail=ops@example.com
-             --env-var adminPassword=…
+    Then:    newman run shopctl.postman.json --env-var adminEmail=ops@example.com \\
+                 --env-var adminPassword=…
     """
     from shopctl.api.app import standalone_document
     from shopctl.api.postman import build_collection

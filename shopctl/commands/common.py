@@ -12,12 +12,17 @@ import typer
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Done here as far as it could be, but Stripe could not be reached or did not confirm
+# (a cancel or expiry happened locally; a refund, sync or reconcile changed nothing).
+EXIT_STRIPE_UNREACHABLE = 3
 
 
 def _stderr(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(message, markup=False, style="bold red")
+    Console(stderr=True, highlight=False).print(
+        message, markup=False, style="bold red", soft_wrap=True
+    )
 
 
 def fail(message: str, code: int = EXIT_FAILED):
@@ -30,14 +35,31 @@ def usage_error(message: str):
     fail(message, EXIT_USAGE)
 
 
-def bootstrap():
-    """Load settings and open the database; returns the settings."""
+def stripe_warning(message: str):
+    """The work was done here, Stripe's side was not: say what follows, exit 3."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(
+        f"Warning: {message}", markup=False, style="bold yellow", soft_wrap=True
+    )
+    raise typer.Exit(EXIT_STRIPE_UNREACHABLE)
+
+
+def bootstrap(*, create: bool = False, schema: bool = True):
+    """Load settings and open the database; returns the settings.
+
+    Only `shopctl migrate` passes `create`: no other command leaves a new, empty SQLite
+    file behind. With `schema`, a database without shopctl's tables stops the command
+    with a message that says to migrate (rather than "no such table" half-way).
+    """
     from shopctl.config import load_settings
-    from shopctl.db import init_database
+    from shopctl.db import init_database, require_schema
 
     settings = load_settings()
-    settings.check_production()
-    init_database(settings.database_url, max_connections=8)
+    settings.check_safe()
+    init_database(settings.database_url, max_connections=8, create=create)
+    if schema:
+        require_schema(settings.database_url)
     return settings
 
 
@@ -48,17 +70,19 @@ def handle_errors(command):
     def wrapper(*args, **kwargs):
         from peewee import DatabaseError
 
-        from shopctl.errors import InvalidInput, ShopError
+        from shopctl.errors import InvalidInput, ShopError, StripeUnreachable
 
         try:
             return command(*args, **kwargs)
         except InvalidInput as exc:
             details = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
             fail(f"{exc.message}: {details}", EXIT_USAGE)
+        except StripeUnreachable as exc:
+            fail(exc.message, EXIT_STRIPE_UNREACHABLE)
         except ShopError as exc:
             fail(exc.message)
         except DatabaseError as exc:
-            fail(f"database error ({type(exc).__name__}): {str(exc).strip().splitlines()[0]}")
+            fail(f"database error ({type(exc).__name__}) {_where()}: {_first_line(exc)}")
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except (typer.Exit, typer.Abort, SystemExit):
@@ -69,6 +93,47 @@ def handle_errors(command):
             fail(f"unexpected {type(exc).__name__}; rerun with SHOPCTL_DEBUG=1 for details")
 
     return wrapper
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _where() -> str:
+    """Which database a database error came from: the SQLite file, or PostgreSQL's."""
+    from shopctl.db import current_url, describe
+
+    url = current_url()
+    return f"in {describe(url)}" if url else ""
+
+
+def port_in_use(port: int, option: str = "--port") -> str:
+    return f"port {port} is already in use; stop the other server or pass {option}"
+
+
+def ensure_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Stop with a clear message if `host:port` cannot be listened on (before any banner).
+
+    The probe binds as Sanic does (SO_REUSEADDR), so a port left in TIME_WAIT passes and
+    only a live listener fails it; a server that takes the port meanwhile is still caught
+    where the server binds (see `serve`).
+    """
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        usage_error(f"cannot listen on {host}: {exc}")
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(port_in_use(port, option))
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def print_json(data: Any) -> None:

@@ -18,7 +18,7 @@ def migrate(
     """
     from shopctl import db
 
-    bootstrap()
+    bootstrap(create=not list_only, schema=False)
     if list_only:
         rows = [
             {"name": name, "applied": applied.isoformat() if applied else None}

@@ -11,23 +11,39 @@ from shopctl.commands.common import console, handle_errors, print_json
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
-    Exits 1 when anything is wrong. Example: shopctl doctor --json
+    Exits 1 when anything is wrong.
+
+    \b
+    Example: shopctl doctor --json
     """
     from shopctl.config import load_settings
     from shopctl.db import init_database
     from shopctl.services.system.doctor import run_checks
 
     settings = load_settings()
-    init_database(settings.database_url, max_connections=4)
+    init_database(settings.database_url, max_connections=4, create=False)
     report = run_checks(settings)
     if as_json:
         print_json({"ok": report.ok, "checks": [vars(check) for check in report.checks]})
     else:
-        out = console()
-        for check in report.checks:
-            mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-            out.print(f"{mark} {check.name:<14} {check.detail}")
-            if check.hint and not check.ok:
-                out.print(f"       → {check.hint}")
+        _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _print_report(report) -> None:
+    """One line per check; a long detail or hint wraps under its own column."""
+    from rich.table import Table
+
+    from shopctl.commands.tables import text
+
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for check in report.checks:
+        mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        grid.add_row(mark, check.name, text(check.detail))
+        if check.hint and not check.ok:
+            grid.add_row("", "", text(f"→ {check.hint}"))
+    console().print(grid)

@@ -53,36 +53,56 @@ def list_events(
     rows = [_row_json(row) for row in query(search)]
     if as_json:
         return print_json(rows)
-    from rich.table import Table
+    _print_table(rows)
 
-    table = Table("id", "type", "status", "source", "tries", "received", "error")
+
+def _print_table(rows: list[dict]) -> None:
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
+
+    ids = short_ids([row["id"] for row in rows])
+    listing = table(
+        whole("id"),
+        wrapped("type"),
+        whole("status"),
+        whole("source"),
+        whole("tries", right=True),
+        wrapped("received"),
+        wrapped("error"),
+    )
     for row in rows:
-        table.add_row(
-            row["id"],
-            row["type"],
+        listing.add_row(
+            ids[row["id"]],
+            text(row["type"]),
             row["status"],
             row["source"],
             str(row["attempts"]),
-            (row["receivedAt"] or "")[:19],
-            (row["lastError"] or "")[:60],
+            when(row["receivedAt"]),
+            text((row["lastError"] or "").split("\n")[0]),
         )
-    console().print(table)
+    out = console()
+    out.print(listing)
+    out.print(f"{len(rows)} event(s)")
 
 
 @app.command("show")
 @handle_errors
 def show(
-    event_id: str = typer.Argument(..., help="Stripe event id (evt_…)."),
+    event_id: str = typer.Argument(
+        ...,
+        metavar="EVENT_ID",
+        help="The Stripe event's id (evt_…), or evt_ and its next 6+ characters.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one stored event: its processing outcome and the payload, pretty-printed.
 
-    Example: shopctl events show evt_1NG8Du2eZvKYlo2CUI79vXWy
+    Example: shopctl events show evt_1NG8Du2e
     """
+    from shopctl.services.payments.event_log import find_event_id
     from shopctl.services.payments.webhooks import get_event
 
     bootstrap()
-    row = get_event(event_id)
+    row = get_event(find_event_id(event_id))
     data = {**_row_json(row), "payload": json.loads(row.payload)}
     if as_json:
         return print_json(data)
@@ -122,7 +142,9 @@ def _render_outcomes(outcomes, as_json: bool) -> None:
 @app.command("replay")
 @handle_errors
 def replay(
-    event_ids: list[str] = typer.Argument(None, help="Stored event ids to re-run."),
+    event_ids: list[str] = typer.Argument(
+        None, metavar="EVENT_ID", help="Stored events to re-run (ids or prefixes)."
+    ),
     failed: bool = typer.Option(False, "--failed", help="Re-run every FAILED event."),
     file: Path = typer.Option(None, "--file", help="An exported Stripe event (JSON file)."),
     force: bool = typer.Option(False, "--force", help="Re-run events already processed."),
@@ -131,9 +153,13 @@ def replay(
 ) -> None:
     """Re-run events through the webhook logic (handlers are idempotent).
 
-    Examples: shopctl events replay --failed;  shopctl events replay --file evt.json --dry-run
+    \b
+    Examples: shopctl events replay --failed
+              shopctl events replay evt_1NG8Du2e --force
+              shopctl events replay --file evt.json --dry-run
     """
     from shopctl.services.payments import webhooks
+    from shopctl.services.payments.event_log import find_event_id
 
     if sum(bool(choice) for choice in (event_ids, failed, file)) != 1:
         usage_error("give event ids, --failed or --file (exactly one of them)")
@@ -145,7 +171,7 @@ def replay(
             usage_error(f"cannot read {file}: {exc}")
         outcomes = [webhooks.replay_file(settings, text, force=force, dry_run=dry_run)]
     else:
-        ids = webhooks.failed_event_ids() if failed else event_ids
+        ids = webhooks.failed_event_ids() if failed else [find_event_id(i) for i in event_ids]
         outcomes = webhooks.replay(settings, ids, force=force, dry_run=dry_run)
     _render_outcomes(outcomes, as_json)
 
@@ -158,7 +184,10 @@ def sync(
 ) -> None:
     """Fetch events from Stripe and process the ones never received (missed webhooks).
 
-    Resumes where the last run stopped. Example: shopctl events sync --since 3d
+    Resumes where the last run stopped.
+
+    \b
+    Example: shopctl events sync --since 3d
     """
     from datetime import timedelta
 

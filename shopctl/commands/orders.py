@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from shopctl.commands.common import bootstrap, confirm, console, fail, handle_errors, print_json
+from shopctl.commands.common import (
+    bootstrap,
+    confirm,
+    console,
+    fail,
+    handle_errors,
+    print_json,
+    stripe_warning,
+)
 
 app = typer.Typer(
     help="Orders: inspect, cancel, expire overdue reservations.", no_args_is_help=True
 )
+
+
+ORDER_ID_HELP = "The order's id, or its first 6+ characters."
 
 
 def _money(minor: int, currency: str) -> str:
@@ -17,17 +28,13 @@ def _money(minor: int, currency: str) -> str:
     return format_minor_units(minor, currency)
 
 
-def _checked_id(order_id: str) -> str:
-    from shopctl.schemas import OrderRef, validate
-
-    return str(validate(OrderRef, {"orderId": order_id}).orderId)
-
-
 @app.command("list")
 @handle_errors
 def list_orders(
     status: str = typer.Option(None, help="Only this status, e.g. UNPAID or PAID."),
-    user: str = typer.Option(None, help="Only this buyer: an email or a user id."),
+    user: str = typer.Option(
+        None, help="Only this buyer: an email, or a user id or its first 6+ characters."
+    ),
     since: str = typer.Option(None, help="Created since: 24h, 7d or an ISO date (UTC)."),
     limit: int = typer.Option(50, help="At most this many orders (newest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -42,6 +49,10 @@ def list_orders(
     filters = {"status": status, "user": user, "since": since, "limit": limit}
     search = validate(OrderSearch, {k: v for k, v in filters.items() if v is not None})
     bootstrap()
+    if search.user and "@" not in search.user:
+        from shopctl.services.accounts.users import find_user_id
+
+        search = search.model_copy(update={"user": find_user_id(search.user)})
     rows = search_orders(search)
     if as_json:
         return print_json(rows)
@@ -49,49 +60,54 @@ def list_orders(
 
 
 def _print_table(rows: list[dict]) -> None:
-    from rich.table import Column, Table
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
 
-    # ids stay on one line: operators copy them into `orders show`
-    table = Table(
-        Column("id", no_wrap=True), "created", "status", "buyer", "lines", "total", "expires"
+    ids = short_ids([row["id"] for row in rows])
+    listing = table(
+        whole("id"),
+        wrapped("created"),
+        whole("status"),
+        wrapped("buyer"),
+        whole("lines", right=True),
+        whole("total", right=True),
+        wrapped("expires"),
     )
     for row in rows:
-        table.add_row(
-            row["id"],
-            row["createdAt"][:19].replace("T", " "),
+        listing.add_row(
+            ids[row["id"]],
+            when(row["createdAt"]),
             row["status"],
-            row["userEmail"],
+            text(row["userEmail"]),
             str(row["lines"]),
             _money(row["amountCents"], row["currency"]),
-            row["expiresAt"][:19].replace("T", " "),
+            when(row["expiresAt"]),
         )
     out = console()
-    out.print(table)
+    out.print(listing)
     out.print(f"{len(rows)} order(s)")
 
 
 @app.command("show")
 @handle_errors
 def show(
-    order_id: str = typer.Argument(..., metavar="ID", help="The order's id."),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help=ORDER_ID_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one order: items, totals, payment and Stripe ids, and its full history.
 
-    Example: shopctl orders show 0b7c…-…
+    Example: shopctl orders show 0b7c41f2
     """
-    from shopctl.services.orders.reports import order_details
+    from shopctl.services.orders.reports import find_order_id, order_details
 
-    order_id = _checked_id(order_id)
     bootstrap()
-    details = order_details(order_id)
+    details = order_details(find_order_id(order_id))
     if as_json:
         return print_json(details)
     _print_details(details)
 
 
 def _print_details(order: dict) -> None:
-    from rich.table import Table
+    from shopctl.commands.tables import table, text, whole, wrapped
 
     out = console()
     out.print(f"[bold]Order {order['id']}[/]  {order['status']}  buyer {order['userEmail']}")
@@ -100,10 +116,15 @@ def _print_details(order: dict) -> None:
         f"pay later: {'yes' if order['payLater'] else 'no'}  "
         f"stock released: {'yes' if order['stockReleased'] else 'no'}"
     )
-    items = Table("product", "quantity", "unit price", "subtotal")
+    items = table(
+        wrapped("product"),
+        whole("quantity", right=True),
+        whole("unit price", right=True),
+        whole("subtotal", right=True),
+    )
     for item in order["items"]:
         items.add_row(
-            item["productName"],
+            text(item["productName"]),
             str(item["quantity"]),
             _money(item["priceCents"], order["currency"]),
             _money(item["priceCents"] * item["quantity"], order["currency"]),
@@ -120,34 +141,49 @@ def _print_details(order: dict) -> None:
         ("last error", "lastError"),
         ("url", "paymentUrl"),
     ):
-        out.print(f"  {label:<11} {payment.get(key) if payment.get(key) is not None else '-'}")
-    history = Table("at", "from", "to", "reason", "actor")
+        value = payment.get(key)
+        out.print(f"  {label:<11} {value if value is not None else '-'}", markup=False)
+    history = table(wrapped("at"), whole("from"), whole("to"), wrapped("reason"), wrapped("actor"))
     for row in order["history"]:
-        history.add_row(row["at"], row["from"] or "-", row["to"], row["reason"], row["actor"])
+        history.add_row(
+            row["at"][:19].replace("T", " "),
+            row["from"] or "-",
+            row["to"],
+            text(row["reason"]),
+            text(row["actor"]),
+        )
     out.print(history)
 
 
 @app.command("cancel")
 @handle_errors
 def cancel(
-    order_id: str = typer.Argument(..., metavar="ID", help="The order's id."),
+    order_id: str = typer.Argument(..., metavar="ORDER_ID", help=ORDER_ID_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the canceled order as JSON."),
 ) -> None:
     """Cancel an unpaid order and put its stock back (the same rules as the API).
 
-    Example: shopctl orders cancel 0b7c…-… --yes
+    Its Checkout Session is expired at Stripe first. When Stripe cannot be reached (or
+    does not confirm), the order is canceled here anyway, the command says what follows
+    and exits 3.
+
+    Example: shopctl orders cancel 0b7c41f2 --yes
     """
+    from shopctl.services.orders.reports import find_order_id
     from shopctl.services.payments.sessions import cancel_order  # closes the Checkout Session first
 
-    order_id = _checked_id(order_id)
     settings = bootstrap()
+    order_id = find_order_id(order_id)
     confirm(f"Cancel order {order_id} and return its stock?", yes)
     order = cancel_order(settings, order_id, user=None, actor="cli")
     if as_json:
-        return print_json(order)
-    units = sum(item["quantity"] for item in order["items"])
-    console().print(f"Canceled order {order_id}; {units} unit(s) back in stock.")
+        print_json(order)
+    else:
+        units = sum(item["quantity"] for item in order["items"])
+        console().print(f"Canceled order {order_id}; {units} unit(s) back in stock.")
+    if order["stripe"]["message"]:
+        stripe_warning(order["stripe"]["message"])
 
 
 @app.command("expire")
@@ -163,7 +199,10 @@ def expire(
 ) -> None:
     """Expire overdue unpaid orders and put their stock back. Run it from cron every minute.
 
-    Safe to run on several hosts at once. Exits 1 if any order failed.
+    Safe to run on several hosts at once. Exits 1 if any order failed, 3 if every order
+    expired but Stripe could not confirm some of their Checkout Sessions closed.
+
+    \b
     Example: * * * * * shopctl orders expire
     """
     from shopctl.services.payments.sessions import expire_overdue  # closes Checkout Sessions first
@@ -176,5 +215,14 @@ def expire(
         console().print(summary.line())
         for error in summary.errors[:10]:
             console().print(f"  {error}", markup=False)
+        for warning in summary.warnings[:10]:
+            console().print(f"  {warning}", markup=False)
     if not summary.ok:
         fail(f"{summary.failed} order(s) could not be expired")
+    if summary.unconfirmed:
+        stripe_warning(
+            f"{summary.unconfirmed} order(s) expired here, but Stripe could not be reached "
+            "or did not confirm their Checkout Sessions closed. Those sessions may stay open "
+            "until they expire at Stripe; a payment in between is refunded or re-reserved "
+            "as a late payment."
+        )

@@ -19,7 +19,10 @@ def reconcile(
     """Report every difference between our payments and Stripe, each with its fix.
 
     Paid at Stripe but open here, expired there but unpaid here, refunded in the
-    Dashboard but not here, amount mismatches. Example: shopctl payments reconcile --apply
+    Dashboard but not here, amount mismatches.
+
+    \b
+    Example: shopctl payments reconcile --apply
     """
     from datetime import timedelta
 
@@ -32,39 +35,47 @@ def reconcile(
     if not gaps:
         out.print("[green]Everything matches Stripe.[/]")
         return
-    from rich.table import Table
+    from shopctl.commands.tables import short_ids, table, text, whole, wrapped
 
-    table = Table("order", "kind", "detail", "fix" if not apply else "applied")
+    ids = short_ids([gap.order_id for gap in gaps])
+    listing = table(
+        whole("order"), whole("kind"), wrapped("detail"), wrapped("applied" if apply else "fix")
+    )
     for gap in gaps:
-        table.add_row(
-            gap.order_id,
+        listing.add_row(
+            ids[gap.order_id],
             gap.kind,
-            gap.detail,
-            gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix),
+            text(gap.detail),
+            text(gap.fix if not apply else ("yes" if gap.applied else "no: " + gap.fix)),
         )
-    out.print(table)
+    out.print(listing)
     if not apply:
         out.print(f"{len(gaps)} difference(s); run with --apply to fix them.")
 
 
 @handle_errors
 def refund(
-    order_id: str = typer.Argument(..., help="The order to refund."),
+    order_id: str = typer.Argument(
+        ..., metavar="ORDER_ID", help="The order's id, or its first 6+ characters."
+    ),
     amount: int = typer.Option(None, min=1, help="Cents to refund (default: all not refunded)."),
     reason: str = typer.Option(None, help="A note kept in the refund's metadata at Stripe."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Refund a paid order at Stripe, fully or partly (registered as `orders refund`).
+    """Refund a paid order at Stripe, fully or partly.
 
-    A retry never refunds twice. Example: shopctl orders refund 3f2a… --amount 500 --yes
+    A retry never refunds twice.
+
+    \b
+    Example: shopctl orders refund 3f2a9c01 --amount 500 --yes
     """
     from shopctl.commands.common import confirm
-    from shopctl.schemas import OrderRef, validate
+    from shopctl.services.orders.reports import find_order_id
     from shopctl.services.payments.refunds import refund_order
 
-    order_id = str(validate(OrderRef, {"orderId": order_id}).orderId)
     settings = bootstrap()
+    order_id = find_order_id(order_id)
     what = f"{amount} cents of" if amount else "everything not yet refunded on"
     confirm(f"Refund {what} order {order_id} at Stripe?", yes)
     result = refund_order(settings, order_id, amount=amount, reason=reason, actor="cli")

@@ -65,6 +65,7 @@ def seed(
     and nothing is inserted. Columns / keys: name, description, price (12.50) or
     priceCents (1250), quantity.
 
+    \b
     Examples: shopctl products seed --count 1000 --seed 7
               shopctl products seed --file products.csv
     """
@@ -143,49 +144,49 @@ def list_products(
 
 
 def _print_table(products: list[dict], meta: dict) -> None:
-    from rich.table import Column, Table
-    from rich.text import Text
-
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
     from shopctl.money import format_minor_units
 
-    # ids stay on one line: operators copy them into `products set-stock`
-    table = Table(
-        Column("id", no_wrap=True),
-        "name",
-        Column("price", justify="right", no_wrap=True),
-        Column("stock", justify="right", no_wrap=True),
-        Column("created", no_wrap=True),
+    ids = short_ids([product["id"] for product in products])
+    listing = table(
+        whole("id"),
+        wrapped("name"),
+        whole("price", right=True),
+        whole("stock", right=True),
+        wrapped("created"),
     )
     for product in products:
         name = product["name"] + (" (archived)" if product["isArchived"] else "")
-        table.add_row(
-            product["id"],
-            Text(name),
+        listing.add_row(
+            ids[product["id"]],
+            text(name),
             format_minor_units(product["priceCents"], product["currency"]),
             str(product["quantity"]),
-            product["createdAt"][:16].replace("T", " "),
+            when(product["createdAt"]),
         )
     out = console()
-    out.print(table)
+    out.print(listing)
     out.print(f"page {meta['page']} of {meta['totalPage']}, {meta['total']} product(s)")
 
 
 @app.command("set-stock")
 @handle_errors
 def set_stock(
-    product_id: str = typer.Argument(..., metavar="ID", help="The product's id."),
-    quantity: int = typer.Argument(..., metavar="QTY", min=0, help="The new stock level."),
+    product_id: str = typer.Argument(
+        ..., metavar="PRODUCT_ID", help="The product's id, or its first 6+ characters."
+    ),
+    quantity: int = typer.Argument(..., metavar="QUANTITY", min=0, help="The new stock level."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print the product as JSON."),
 ) -> None:
     """Set a product's stock (after a count, a delivery, breakage); the ledger records it.
 
-    Example: shopctl products set-stock 3f2a…-… 40 --yes
+    Example: shopctl products set-stock 3f2a9c01 40 --yes
     """
     from shopctl.services.catalog import products as catalog
 
-    product_key = catalog.product_id(product_id)
     bootstrap()
+    product_key = catalog.find_product_id(product_id)
     current = catalog.get_product(product_key)
     confirm(f"Set stock of {current['name']!r} from {current['quantity']} to {quantity}?", yes)
     product, delta = catalog.set_stock(product_key, quantity)

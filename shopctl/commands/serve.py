@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import subprocess
 import sys
 
 import typer
 
-from shopctl.commands.common import console, handle_errors, usage_error
+from shopctl.commands.common import (
+    console,
+    ensure_port_free,
+    fail,
+    handle_errors,
+    port_in_use,
+    usage_error,
+)
+from shopctl.commands.sandbox import SANDBOX_SECRET_VARIABLE
 
 # Sanic adds this variable to a server process's environment once its socket listens.
 # Adding a variable reallocates the C environment, and a thread reading it meanwhile
@@ -29,29 +38,39 @@ def app_factory():
     return create_app()
 
 
-def _start_sandbox(host: str, port: int, api_url: str, settings) -> None:
-    """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop."""
-    secret = settings.stripe_webhook_secrets[0]
+# The sandbox beside `serve --sandbox` is a local test tool: it listens on loopback
+# whatever --host the API takes (`shopctl sandbox --host` is the way to share it).
+SANDBOX_HOST = "127.0.0.1"
+
+
+def _start_sandbox(port: int, api_host: str, api_port: int, settings) -> None:
+    """Run `shopctl sandbox` beside the API, wired both ways, stopped when we stop.
+
+    The webhook secret goes through the environment, not the command line (which every
+    local user can read in `ps`)."""
+    api = SANDBOX_HOST if api_host in ("0.0.0.0", "::", "") else api_host
+    api = f"[{api}]" if ":" in api else api
     command = [
         sys.executable,
         "-m",
         "shopctl",
         "sandbox",
         "--host",
-        host,
+        SANDBOX_HOST,
         "--port",
         str(port),
         "--webhook-url",
-        f"{api_url}/api/v1/payment/webhook",
-        "--webhook-secret",
-        secret,
+        f"http://{api}:{api_port}/api/v1/payment/webhook",
     ]
-    process = subprocess.Popen(command)
+    env = {**os.environ, SANDBOX_SECRET_VARIABLE: settings.stripe_webhook_secrets[0]}
+    process = subprocess.Popen(command, env=env)
     atexit.register(_stop, process)
-    os.environ["STRIPE_API_BASE"] = f"http://{host}:{port}"
+    os.environ["STRIPE_API_BASE"] = f"http://{SANDBOX_HOST}:{port}"
     if not settings.stripe_secret_key.startswith("sk_test_"):
         os.environ["STRIPE_SECRET_KEY"] = "sk_test_sandbox"
-    console().print(f"Stripe sandbox on http://{host}:{port} (checkout pages, webhooks to the API)")
+    console().print(
+        f"Stripe sandbox on http://{SANDBOX_HOST}:{port} (checkout pages, webhooks to the API)"
+    )
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -98,6 +117,17 @@ def _run(host: str, port: int, workers: int) -> None:
         Sanic.serve(primary=app, app_loader=loader)
 
 
+def _require_schema(db, url: str) -> None:
+    """Refuse a database without shopctl's tables; one that is down may come back
+    (`/api/v1/health` answers 503 meanwhile), so the server starts anyway."""
+    from peewee import DatabaseError
+
+    try:
+        db.require_schema(url)
+    except DatabaseError:
+        db.discard_connection()
+
+
 @handle_errors
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all)."),
@@ -105,7 +135,10 @@ def serve(
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
     migrate: bool = typer.Option(False, "--migrate", help="Apply pending migrations first."),
     sandbox: bool = typer.Option(
-        False, "--sandbox", help="Also run the local Stripe sandbox and wire the API to it."
+        False,
+        "--sandbox",
+        help="Also run the local Stripe sandbox (on 127.0.0.1, whatever --host says) and "
+        "wire the API to it.",
     ),
     sandbox_port: int = typer.Option(12111, help="Port of the sandbox with --sandbox."),
 ) -> None:
@@ -117,16 +150,26 @@ def serve(
     from shopctl.config import load_settings
 
     settings = load_settings()
-    settings.check_production()
+    settings.check_safe()
     port = port or settings.port
     if not 0 < port < 65536:
         usage_error(f"--port must be between 1 and 65535, got {port}")
+    ensure_port_free(host, port)
+    if sandbox:
+        ensure_port_free(SANDBOX_HOST, sandbox_port, "--sandbox-port")
+    db.init_database(settings.database_url, max_connections=2, create=migrate)
     if migrate:
-        db.init_database(settings.database_url, max_connections=2)
         applied = db.migrate()
         console().print(f"Applied {len(applied)} migration(s).")
-        db.database.close()
+    else:
+        _require_schema(db, settings.database_url)
+    db.detach()
     if sandbox:
-        _start_sandbox(host, sandbox_port, f"http://{host}:{port}", settings)
+        _start_sandbox(sandbox_port, host, port, settings)
     console().print(f"shopctl API on http://{host}:{port}/api/v1 ({workers} worker(s))")
-    _run(host, port, workers)
+    try:
+        _run(host, port, workers)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:  # taken between the check and the bind
+            fail(port_in_use(port))
+        raise

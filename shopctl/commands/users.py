@@ -23,7 +23,9 @@ def _read_password(password_stdin: bool) -> str:
 @app.command("create")
 @handle_errors
 def create(
-    email: str = typer.Argument(..., help="The account's email (stored lower-cased)."),
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The account's email (stored lower-cased)."
+    ),
     admin: bool = typer.Option(False, "--admin", help="Create an ADMIN instead of a USER."),
     name: str = typer.Option(None, "--name", help="Display name."),
     password_stdin: bool = typer.Option(
@@ -34,6 +36,7 @@ def create(
 
     The password is asked for twice, hidden, unless --password-stdin is given.
 
+    \b
     Example: shopctl users create ops@example.com --admin --name "Ops Team"
     Example: printf '%s\\n' "$PASSWORD" | shopctl users create bot@example.com --password-stdin
     """
@@ -67,21 +70,37 @@ def list_(
 
 
 def _print_table(users: list[dict]) -> None:
-    from rich.table import Table
+    from shopctl.commands.tables import short_ids, table, text, when, whole, wrapped
 
-    table = Table("email", "name", "role", "status", "created", "id")
+    ids = short_ids([user["id"] for user in users])
+    listing = table(
+        whole("id"),
+        wrapped("email"),
+        wrapped("name"),
+        whole("role"),
+        whole("status"),
+        wrapped("created"),
+    )
     for user in users:
         status = "deactivated" if user["isDeleted"] else "active"
-        table.add_row(
-            user["email"], user["name"] or "", user["role"], status, user["createdAt"], user["id"]
+        listing.add_row(
+            ids[user["id"]],
+            text(user["email"]),
+            text(user["name"]),
+            user["role"],
+            status,
+            when(user["createdAt"]),
         )
-    console().print(table)
-    console().print(f"{len(users)} user(s)")
+    out = console()
+    out.print(listing)
+    out.print(f"{len(users)} user(s)")
 
 
 @app.command("promote")
 @handle_errors
-def promote(email: str = typer.Argument(..., help="The account to make an ADMIN.")) -> None:
+def promote(
+    email: str = typer.Argument(..., metavar="EMAIL", help="The account to make an ADMIN."),
+) -> None:
     """Give an account the ADMIN role (it may then manage the catalog).
 
     Example: shopctl users promote alice@example.com
@@ -96,7 +115,9 @@ def promote(email: str = typer.Argument(..., help="The account to make an ADMIN.
 
 @app.command("deactivate")
 @handle_errors
-def deactivate(email: str = typer.Argument(..., help="The account to deactivate.")) -> None:
+def deactivate(
+    email: str = typer.Argument(..., metavar="EMAIL", help="The account to deactivate."),
+) -> None:
     """Deactivate an account: it can no longer log in, and its sessions end now.
 
     Example: shopctl users deactivate mallory@example.com

@@ -11,7 +11,7 @@ from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse
 
-from . import api, checkout, control, page
+from . import api, checkout, control, guard, page
 from .instance import Sandbox, build_sandbox
 from .params import StripeError
 from .settings import SandboxSettings
@@ -30,6 +30,7 @@ def create_sandbox_app(settings: SandboxSettings) -> Sanic:
     app.ctx.sandbox = sb
     app.blueprint([api.bp, control.bp, page.bp])
     app.on_request(_start_request)
+    app.on_request(_guard_controls)
     app.on_response(_finish_response)
     app.error_handler.add(Exception, _on_error)
     app.before_server_start(_start_background)
@@ -48,6 +49,12 @@ async def _start_request(request: Request) -> None:
     request.ctx.request_id = new_id("req_", 14)
 
 
+async def _guard_controls(request: Request) -> HTTPResponse | None:
+    """Every `/_sandbox/*` route, present and future: loopback, this host, JSON (guard.py)."""
+    refusal = guard.refusal(request, request.app.ctx.sandbox.settings)
+    return api.error_response(request, refusal) if refusal else None
+
+
 async def _finish_response(request: Request, response: HTTPResponse) -> None:
     request_id = getattr(request.ctx, "request_id", None) or new_id("req_", 14)
     response.headers["Request-Id"] = request_id
@@ -56,6 +63,12 @@ async def _finish_response(request: Request, response: HTTPResponse) -> None:
 
 
 async def _on_error(request: Request, exc: Exception) -> HTTPResponse:
+    # An unknown route never reaches the middleware: the guard answers it here (a remote
+    # client learns nothing about which control routes exist).
+    if isinstance(exc, NotFound | MethodNotAllowed) and (
+        refusal := guard.refusal(request, request.app.ctx.sandbox.settings)
+    ):
+        return api.error_response(request, refusal)
     if isinstance(exc, StripeError):
         return api.error_response(request, exc)
     if isinstance(exc, NotFound | MethodNotAllowed):

@@ -7,7 +7,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import shapes
-from .engine import AUTOMATIC, MAX_AMOUNT, Engine, Origin, check_currency
+from .amounts import check_session_total, check_step
+from .engine import AUTOMATIC, Engine, Origin, check_currency
 from .params import (
     StripeError,
     check_known,
@@ -96,19 +97,8 @@ def create_session(
     expires_at = _expires_at(params, created)
     intent_data = _intent_data(params)
     amount = sum(item["amount_total"] for item in items)
-    if amount < 1:
-        raise StripeError(
-            "The Checkout Session's total amount must be at least 1.",
-            code="amount_too_small",
-            param="line_items",
-        )
-    if amount > MAX_AMOUNT:
-        raise StripeError(
-            f"The Checkout Session's total amount must be at most {MAX_AMOUNT}.",
-            code="amount_too_large",
-            param="line_items",
-        )
     currency = items[0]["currency"]
+    check_session_total(amount, currency)
     sid = shapes.new_id("cs_test_a1", 56)
     intent = engine.new_intent(
         amount, currency, intent_data.pop("metadata"), intent_data, origin, session_id=sid
@@ -171,6 +161,7 @@ def _line_item(entry: Any, name: str) -> dict[str, Any]:
         f"{name}[price_data][currency]",
     )
     unit_amount = _unit_amount(price, f"{name}[price_data]")
+    check_step(unit_amount, currency, f"{name}[price_data][unit_amount]")
     product = get_map(price, "product_data", f"{name}[price_data][product_data]")
     if not product:
         raise missing(f"{name}[price_data][product_data]")
@@ -186,7 +177,7 @@ def _unit_amount(price: dict[str, Any], name: str) -> int:
     decimal = get_str(price, "unit_amount_decimal", f"{name}[unit_amount_decimal]")
     if decimal is None:
         raise missing(f"{name}[unit_amount]")
-    whole = re.fullmatch(r"(\d{1,15})(\.0*)?", decimal)
+    whole = re.fullmatch(r"([0-9]{1,15})(\.0*)?", decimal)
     if whole is None:
         raise invalid(
             f"{name}[unit_amount_decimal]",

@@ -1,4 +1,7 @@
-"""`/_sandbox/…`: what tests and scripts use instead of a browser or a dashboard (JSON, no auth)."""
+"""`/_sandbox/…`: what tests and scripts use instead of a browser or a dashboard.
+
+JSON only, no auth, and for this machine only: guard.py refuses everyone else.
+"""
 
 from __future__ import annotations
 
@@ -50,9 +53,16 @@ async def health(request: Request) -> HTTPResponse:
     )
 
 
+def _shown(runtime) -> dict[str, Any]:
+    """The runtime settings as answered: never the webhook signing secret itself."""
+    shown = asdict(runtime)
+    shown["webhook_secret_set"] = bool(shown.pop("webhook_secret"))
+    return shown
+
+
 @bp.get("/config")
 async def get_config(request: Request) -> HTTPResponse:
-    return json_response(asdict(_sandbox(request).runtime))
+    return json_response(_shown(_sandbox(request).runtime))
 
 
 @bp.post("/config")
@@ -62,7 +72,7 @@ async def set_config(request: Request) -> HTTPResponse:
         sb.runtime.update(_json_body(request))
     except SettingsError as exc:
         raise StripeError(str(exc)) from exc
-    return json_response(asdict(sb.runtime))
+    return json_response(_shown(sb.runtime))
 
 
 @bp.post("/sessions/<sid>/pay")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import shapes
+from .amounts import check_intent_amount
 from .params import StripeError, check_known, get_bool, get_int, get_metadata, get_str, not_found
 from .store import Store
 
@@ -48,7 +49,6 @@ INTENT_CONFIRM = frozenset(
         "capture_method",
     }
 )
-MAX_AMOUNT = 99_999_999  # Stripe's limit: eight digits of minor units
 CANCEL_REASONS = ("abandoned", "duplicate", "fraudulent", "requested_by_customer")
 CANCELABLE = (
     "requires_payment_method",
@@ -196,13 +196,8 @@ class Engine:
     def create_intent(self, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
         check_known(params, INTENT_CREATE)
         amount = get_int(params, "amount", required=True, minimum=1)
-        if amount > MAX_AMOUNT:
-            raise StripeError(
-                f"Amount must be no more than {MAX_AMOUNT}.",
-                code="amount_too_large",
-                param="amount",
-            )
         currency = check_currency(get_str(params, "currency", required=True), "currency")
+        check_intent_amount(amount, currency)
         metadata = get_metadata(params)
         pm = get_str(params, "payment_method")
         get_str(params, "capture_method", choices=("automatic", "automatic_async"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, html, redirect
+
+from shopctl.money import currency as currency_rules
 
 from . import checkout
 from .params import StripeError
@@ -22,25 +25,6 @@ ACTIONS = {
     "complete_delayed": "async_succeeded",
     "fail_delayed": "async_failed",
 }
-_ZERO_DECIMAL = {
-    "bif",
-    "clp",
-    "djf",
-    "gnf",
-    "jpy",
-    "kmf",
-    "krw",
-    "mga",
-    "pyg",
-    "rwf",
-    "ugx",
-    "vnd",
-    "vuv",
-    "xaf",
-    "xof",
-    "xpf",
-}
-_THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem}
 table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #ddd}
 .num{text-align:right}.note{padding:.6rem;border-radius:.3rem;background:#eef}
@@ -48,8 +32,8 @@ table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px 
 
 
 def money(amount: int, currency: str) -> str:
-    exponent = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
-    return f"{amount / 10**exponent:,.{exponent}f} {currency.upper()}"
+    places = currency_rules(currency).exponent
+    return f"{Decimal(amount).scaleb(-places):,.{places}f} {currency.upper()}"
 
 
 def _session(request: Request, sid: str) -> dict[str, Any] | None:

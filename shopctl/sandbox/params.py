@@ -135,7 +135,7 @@ def get_int(
     text = get_str(params, key, name, required)
     if text is None:
         return None
-    if not re.fullmatch(r"-?\d{1,18}", text):
+    if not re.fullmatch(r"-?[0-9]{1,18}", text):  # ASCII digits: int() also reads "١٢"
         raise invalid(name, f"Invalid integer: {text}", "parameter_invalid_integer")
     value = int(text)
     if minimum is not None and value < minimum:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import shapes
+from .amounts import check_step
 from .engine import Engine, Origin
 from .params import StripeError, check_known, get_int, get_metadata, get_str, invalid
 
@@ -38,6 +39,7 @@ def create_refund(engine: Engine, params: dict[str, Any], origin: Origin) -> dic
         )
     amount = get_int(params, "amount", minimum=1)
     amount = remaining if amount is None else amount
+    check_step(amount, charge["currency"], "amount")
     if amount > remaining:
         raise invalid(
             "amount",

@@ -83,6 +83,7 @@ class Persister:
         if self.path is None or not self.path.exists():
             return
         try:
+            self.path.chmod(0o600)  # one written by an older version was world-readable
             self.store.load(self.path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
             raise SettingsError(f"state file {self.path} is not a sandbox state: {exc}") from exc
@@ -111,6 +112,16 @@ class Persister:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only (0600: it holds customers'
+    emails and every payment)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode through O_CREAT
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            fd = -1
+            out.write(text)
+    finally:
+        if fd != -1:
+            os.close(fd)
     os.replace(tmp, path)

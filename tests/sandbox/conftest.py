@@ -137,6 +137,8 @@ class Sandbox:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
 
     def control(self, path: str, body: dict | None = None, method: str = "POST") -> Any:
+        if body is None and method != "GET":
+            body = {}  # the control endpoints read JSON bodies only
         response = self.http.request(method, f"{self.url}/_sandbox/{path}", json=body)
         assert response.status_code == 200, response.text
         return response.json()

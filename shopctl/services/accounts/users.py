@@ -7,6 +7,12 @@ from shopctl.errors import NotFound
 from shopctl.models import User, utcnow
 from shopctl.services.accounts import tokens
 from shopctl.services.accounts.auth import user_dict
+from shopctl.services.common import resolve_id
+
+
+def find_user_id(text: str) -> str:
+    """The id of the account `text` names: its whole id or a unique prefix (6+ characters)."""
+    return resolve_id(User, text, "user")
 
 
 def _by_email(email: str) -> User:

@@ -28,6 +28,7 @@ from shopctl.models import (
     StockMovement,
     utcnow,
 )
+from shopctl.services.catalog.stock import check_stock_room
 from shopctl.services.common import Report
 
 HOLDING = ("UNPAID", "PROCESSING", "PAID")
@@ -38,6 +39,7 @@ SHOWN = 5  # names listed in a failing check's detail; the rest are counted
 
 def check_ledger(report: Report) -> None:
     check_stock_ledger(report)
+    check_stock_room(report)
     check_order_stock(report)
     check_stuck_orders(report)
     check_product_count(report)

@@ -22,7 +22,7 @@ from peewee import __exception_wrapper__ as translate_driver_errors
 from shopctl.db import database, is_postgres, write_transaction
 from shopctl.errors import Conflict, InvalidInput, NotFound
 from shopctl.models import OrderItem, Product, ProductCount, StockMovement, utcnow
-from shopctl.money import to_minor_units
+from shopctl.money import check_chargeable, to_minor_units
 from shopctl.prepared import Params, PreparedSelect
 from shopctl.schemas import (
     ProductCreate,
@@ -32,7 +32,8 @@ from shopctl.schemas import (
     StockLevel,
     validate,
 )
-from shopctl.services.common import Page, iso
+from shopctl.services.catalog.stock import check_room
+from shopctl.services.common import Page, escape_like, iso, resolve_id
 
 DUPLICATE_NAME = "Product name already exists"
 PRODUCT_COLUMNS = (
@@ -74,14 +75,20 @@ def product_id(value: str) -> str:
     return str(validate(ProductRef, {"id": value}).id)
 
 
+def find_product_id(text: str) -> str:
+    """The id of the product `text` names: its whole id or a unique prefix (6+ characters)."""
+    return resolve_id(Product, text, "product")
+
+
 def price_cents(price: Decimal | None, cents: int | None, currency: str) -> int | None:
-    """The price in minor units: `cents` as given, or `price` converted for `currency`."""
-    if price is None:
-        return cents
+    """The price in minor units (`cents` as given, or `price` converted for `currency`),
+    refused unless Stripe can charge it: at least its minimum, on its step (money.py)."""
+    path = "priceCents" if price is None else "price"
     try:
-        return to_minor_units(price, currency)
+        minor = cents if price is None else to_minor_units(price, currency)
+        return None if minor is None else check_chargeable(minor, currency)
     except ValueError as exc:
-        raise InvalidInput([{"path": "price", "message": str(exc)}]) from None
+        raise InvalidInput([{"path": path, "message": str(exc)}]) from None
 
 
 def _live_product(value: str, *, lock: bool = False) -> Product:
@@ -145,6 +152,7 @@ def _apply_update(product: Product, payload: ProductUpdate) -> None:
     if given & {"price", "priceCents"}:
         product.price_cents = price_cents(payload.price, payload.priceCents, product.currency)
     if "quantity" in given:
+        check_room(product.id, payload.quantity)
         _record_movement(product, payload.quantity - product.quantity, "adjustment")
         product.quantity = payload.quantity
     product.updated_at = utcnow()
@@ -183,6 +191,7 @@ def set_stock(value: str, quantity: int, reason: str = "set-stock") -> tuple[dic
     quantity = validate(StockLevel, {"quantity": quantity}).quantity
     with write_transaction():
         product = _live_product(value, lock=True)
+        check_room(product.id, quantity)
         delta = quantity - product.quantity
         _record_movement(product, delta, reason)
         product.quantity = quantity
@@ -209,8 +218,7 @@ def _matching(query, params: Params, search: bool, low_stock: bool, include_arch
 
 
 def _like_pattern(search: str) -> str:
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{escape_like(search)}%"
 
 
 _PRODUCTS_FOR_SALE = PreparedSelect(lambda params: ProductCount.select(ProductCount.live))

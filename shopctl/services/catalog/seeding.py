@@ -20,7 +20,8 @@ from pathlib import Path
 
 from shopctl.errors import InvalidInput
 from shopctl.models import utcnow
-from shopctl.money import exponent
+from shopctl.money import Currency
+from shopctl.money import currency as currency_rules
 from shopctl.schemas import ProductCreate, validate
 from shopctl.services.catalog import products as catalog
 
@@ -166,12 +167,16 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _price(rng: random.Random, noun: str, places: int) -> int:
+def _price(rng: random.Random, noun: str, rules: Currency) -> int:
+    """A price Stripe can charge: on the currency's step, at least its minimum."""
     low, spread = _PRICE_RANGES[noun]
     major = int(low * math.exp(spread * rng.random()))  # log-uniform: more cheap than dear
-    if places == 0:
-        return major * 100
-    return (major * 100 + ENDINGS[int(rng.random() * len(ENDINGS))]) * 10 ** (places - 2)
+    if rules.exponent == 0:
+        price = major * 100
+    else:
+        ending = ENDINGS[int(rng.random() * len(ENDINGS))]
+        price = (major * 100 + ending) * 10 ** (rules.exponent - 2)
+    return max(price - price % rules.step, rules.minimum)
 
 
 def _quantity(rng: random.Random) -> int:
@@ -180,7 +185,7 @@ def _quantity(rng: random.Random) -> int:
     return min(int(rng.expovariate(1 / 80)) + 1, 5000)
 
 
-def _generated_row(rng, round_, index, taken, currency, places, product_key, stamp) -> tuple:
+def _generated_row(rng, round_, index, taken, currency, rules, product_key, stamp) -> tuple:
     collection, adjective, material, noun = _words(index)
     base = f"{collection} {adjective} {material} {noun}"
     name = _unique(f"{base} No. {round_ + 1}" if round_ else base, taken)
@@ -190,7 +195,7 @@ def _generated_row(rng, round_, index, taken, currency, places, product_key, sta
         f"collection. {feature}"
     )
     return catalog.new_product_row(
-        name, description, _price(rng, noun, places), currency, _quantity(rng), product_key, stamp
+        name, description, _price(rng, noun, rules), currency, _quantity(rng), product_key, stamp
     )
 
 
@@ -199,9 +204,9 @@ def generate_products(count: int, seed: int | None, currency: str, taken: set[st
     if not 1 <= count <= MAX_SEED_COUNT:
         raise InvalidInput([{"path": "count", "message": f"must be 1 to {MAX_SEED_COUNT}"}])
     rng = random.Random(seed)
-    stamp, places = catalog.db_timestamp(utcnow()), exponent(currency)
+    stamp, rules = catalog.db_timestamp(utcnow()), currency_rules(currency)
     return [
-        _generated_row(rng, round_, index, taken, currency, places, key, stamp)
+        _generated_row(rng, round_, index, taken, currency, rules, key, stamp)
         for (round_, index), key in zip(_combinations(count, rng), random_ids(count), strict=True)
     ]
 

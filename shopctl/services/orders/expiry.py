@@ -10,7 +10,7 @@ left alone, and each order's stock comes back exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,10 +23,20 @@ from shopctl.services.orders.lifecycle import EXPIRED, UNPAID, announce
 
 EXPIRY_REASON = "reservation expired"
 
-# (order id, Checkout Session id) → True to go ahead, False when the session turned out
-# to be completed (the payment webhook will settle that order). Raising counts the order
-# as failed and leaves it for the next run.
-BeforeExpire = Callable[[str, str], bool]
+
+@dataclass(frozen=True)
+class Verdict:
+    """The hook's word on one order (see BeforeExpire)."""
+
+    proceed: bool  # expire it now; False holds it back (e.g. it was paid meanwhile)
+    warning: str | None = None  # expired without the confirmation the hook wanted: why
+    error: str | None = None  # a real failure: the order stays for the next run
+
+
+# A page of (order id, Checkout Session id) → a Verdict per order id, asked outside any
+# transaction. A missing verdict, or the hook raising, counts those orders as failed;
+# the rest of the run goes on.
+BeforeExpire = Callable[[list[tuple[str, str]]], Mapping[str, Verdict]]
 
 
 @dataclass
@@ -35,8 +45,10 @@ class ExpirySummary:
     restored_units: int = 0
     failed: int = 0
     skipped: int = 0
+    unconfirmed: int = 0
     dry_run: bool = False
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -47,7 +59,8 @@ class ExpirySummary:
             return f"would expire {self.expired} orders, restoring {self.restored_units} units"
         text = f"expired {self.expired} orders, restored {self.restored_units} units, "
         text += f"{self.failed} failed"
-        return text + (f", {self.skipped} skipped" if self.skipped else "")
+        text += f", {self.skipped} skipped" if self.skipped else ""
+        return text + (f", {self.unconfirmed} unconfirmed" if self.unconfirmed else "")
 
     def as_json(self) -> dict:
         return {
@@ -55,8 +68,10 @@ class ExpirySummary:
             "restoredUnits": self.restored_units,
             "failed": self.failed,
             "skipped": self.skipped,
+            "unconfirmed": self.unconfirmed,
             "dryRun": self.dry_run,
             "errors": self.errors,
+            "warnings": self.warnings,
         }
 
 
@@ -70,35 +85,37 @@ def expire_overdue(
 ) -> ExpirySummary:
     """Expire every UNPAID order whose reservation ended before `now` (default: now).
 
-    With `before_expire`, orders that have a Checkout Session are first put to it, one
-    by one and outside any transaction (see BeforeExpire); orders without one go the
-    fast, set-based way. A batch that fails with a database error stops the run; its
-    orders count as failed and the next run retries them.
+    With `before_expire`, orders that have a Checkout Session are first put to it, a
+    page at a time and outside any transaction (see BeforeExpire); orders without one go
+    the fast, set-based way. A batch that fails with a database error is retried order by
+    order, so one order's failure never holds back the others; the orders that fail
+    alone count as failed and the next run retries them.
     """
     cutoff = now or utcnow()
     if dry_run:
         return _preview(cutoff)
     summary = ExpirySummary()
+    failed: set[str] = set()
     with_hook = before_expire is not None
-    if with_hook and not _expire_sessions_first(cutoff, batch, before_expire, summary):
-        return summary
-    # Each batch locks the next overdue orders nobody else holds; expired ones no longer
-    # match, so the loop ends when nothing is left (or everything left is another run's).
-    while _expire_batch(cutoff, batch, summary, sessionless=with_hook):
+    if with_hook:
+        _expire_sessions_first(cutoff, batch, before_expire, summary, failed)
+    # Each batch locks the next overdue orders nobody else holds; expired (and failed)
+    # ones no longer match, so the loop ends when nothing is left (or everything left is
+    # another run's).
+    while _expire_batch(cutoff, batch, summary, failed, sessionless=with_hook):
         pass
     return summary
 
 
-def _expire_sessions_first(cutoff, batch, before_expire, summary: ExpirySummary) -> bool:
-    """Ask about, then expire, the overdue orders with a session; False on a failed batch."""
+def _expire_sessions_first(cutoff, batch, before_expire, summary, failed: set[str]) -> None:
+    """Ask about, then expire, the overdue orders with a session."""
     after = ""
     while rows := _with_session(cutoff, batch, after):
         # Keyset paging: one pass, so an order the hook held back is not asked again.
         after = rows[-1][0]
         ids = _ask_before_expire(rows, before_expire, summary)
-        if ids and _expire_batch(cutoff, batch, summary, ids=ids) is None:
-            return False
-    return True
+        if ids:
+            _expire_batch(cutoff, batch, summary, failed, ids=ids)
 
 
 def _overdue(cutoff: datetime):
@@ -132,38 +149,56 @@ def _with_session(cutoff, batch, after: str) -> list[tuple[str, str]]:
 
 
 def _ask_before_expire(rows, before_expire, summary: ExpirySummary) -> list[str]:
+    try:
+        verdicts = before_expire(rows)
+    except Exception as exc:  # the hook talks to Stripe: a failure is this page's only
+        verdicts = {}
+        summary.errors.append(f"{len(rows)} orders: {type(exc).__name__}: {exc}")
     go = []
-    for order_id, session_id in rows:
-        try:
-            proceed = before_expire(order_id, session_id)
-        except Exception as exc:  # the hook talks to Stripe: any failure is this order's
+    for order_id, _ in rows:
+        verdict = verdicts.get(order_id)
+        if verdict is None or verdict.error:
             summary.failed += 1
-            summary.errors.append(f"{order_id}: {type(exc).__name__}: {exc}")
-            continue
-        if proceed:
+            if verdict is not None:
+                summary.errors.append(f"{order_id}: {verdict.error}")
+        elif verdict.proceed:
             go.append(order_id)
+            if verdict.warning:
+                summary.unconfirmed += 1
+                summary.warnings.append(f"{order_id}: {verdict.warning}")
         else:
             summary.skipped += 1
     return go
 
 
-def _expire_batch(cutoff, batch, summary, *, ids=None, sessionless=False) -> int | None:
-    """Lock and expire one batch (of `ids` if given); the number expired, None on failure."""
+def _expire_batch(cutoff, batch, summary, failed: set[str], *, ids=None, sessionless=False):
+    """Lock and expire one batch (of `ids` if given); the number of orders dealt with.
+
+    When the batch fails, each of its orders is tried alone; those that fail again are
+    counted, noted and left out of the rest of this run.
+    """
     try:
         with write_transaction():
-            locked = _lock_overdue(cutoff, batch, ids, sessionless)
+            locked = _lock_overdue(cutoff, batch, ids, sessionless, failed)
             units = _expire_locked(locked) if locked else 0
     except DatabaseError as exc:
-        summary.failed += len(ids) if ids else batch
-        summary.errors.append(f"batch: {type(exc).__name__}: {exc}".strip())
-        return None
+        if ids is None:
+            candidates = _overdue_ids(cutoff, batch, None, sessionless, failed)
+            ids = [order_id for order_id, _ in candidates.tuples()]
+        if len(ids) > 1:
+            return sum(_expire_batch(cutoff, 1, summary, failed, ids=[one]) for one in ids)
+        summary.failed += len(ids)
+        failed.update(ids)
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        summary.errors.append(f"{ids[0] if ids else 'batch'}: {detail}"[:500])
+        return len(ids)
     summary.expired += len(locked)
     summary.restored_units += units
     return len(locked)
 
 
-def _lock_overdue(cutoff, batch, ids, sessionless) -> list[tuple[str, bool]]:
-    """(id, stock_released) of up to `batch` overdue orders (among `ids`), now locked by us."""
+def _overdue_ids(cutoff, batch, ids, sessionless, failed):
+    """Up to `batch` overdue orders (among `ids`) not known to fail in this run."""
     # No ORDER BY: the status index hands out overdue orders in table order, which is
     # creation order, so a batch's order, payment and item rows sit on neighbouring pages.
     query = Order.select(Order.id, Order.stock_released).where(_overdue(cutoff))
@@ -171,7 +206,14 @@ def _lock_overdue(cutoff, batch, ids, sessionless) -> list[tuple[str, bool]]:
         query = query.where(_in("id", ids))
     if sessionless:
         query = query.where(~_has_session())
-    query = query.limit(batch)
+    if failed:
+        query = query.where(~_in("id", sorted(failed)))
+    return query.limit(batch)
+
+
+def _lock_overdue(cutoff, batch, ids, sessionless, failed) -> list[tuple[str, bool]]:
+    """(id, stock_released) of up to `batch` overdue orders (among `ids`), now locked by us."""
+    query = _overdue_ids(cutoff, batch, ids, sessionless, failed)
     if is_postgres():
         query = query.for_update(skip_locked=True)
     return list(query.tuples())

@@ -19,17 +19,16 @@ serialise writers anyway.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 
-from peewee import AutoField, Field, Model, chunked
+from peewee import CTE, AutoField, Cast, Field, Model, Query, ValuesList, chunked
 
-from shopctl.db import database, execute_prepared, is_postgres
+from shopctl.db import database, is_postgres
 from shopctl.errors import Conflict
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, Product, StockMovement, utcnow
-from shopctl.prepared import PreparedStatement
+from shopctl.prepared import Params, PreparedStatement
 
 UNPAID, PROCESSING, PAID, FAILED = "UNPAID", "PROCESSING", "PAID", "FAILED"
 CANCELED, EXPIRED, REFUNDED = "CANCELED", "EXPIRED", "REFUNDED"
@@ -178,68 +177,51 @@ def take_stock(
     line is missing.
     """
     lines = sorted(quantities.items())
-    if not _returning_supported():
-        return _take_line_by_line(lines, currency)
-    params: list = [value for line in lines for value in line]
-    params.append(utcnow())
+    values: list = [value for line in lines for value in line]
+    values.append(utcnow())
     if currency is not None:
-        params.append(currency)
-    sql = _take_stock_sql(is_postgres(), len(lines), currency is not None)
-    return {row[0]: (row[1], row[2]) for row in execute_prepared(sql, params).fetchall()}
+        values.append(currency)
+    rows = _TAKE_STOCK.run((len(lines), currency is not None), values).fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
 
 
-# PostgreSQL locks rows in whatever order its plan visits them, which the VALUES order
-# does not control. So the MATERIALIZED CTE locks them first, in id order (FOR UPDATE
-# applies after ORDER BY) like every other writer of products, and two buyers never
-# deadlock. The UPDATE's own scan reads each row as of the statement's start, which may
-# be older than the version the CTE locked (a cancel gave stock back while we waited):
-# the check and the new quantity are therefore taken from the CTE's row, the latest
-# version, which stays the latest while we hold its lock.
-_LOCK_IN_ID_ORDER = (
-    ', "locked" AS MATERIALIZED (SELECT "product"."id", "product"."quantity",'
-    ' "product"."is_archived", "product"."currency" FROM "product" JOIN "v"'
-    ' ON "product"."id" = "v"."id" ORDER BY "product"."id" FOR UPDATE OF "product")'
-)
-
-
-@lru_cache(maxsize=256)
-def _take_stock_sql(postgres: bool, lines: int, for_sale: bool) -> str:
+def _take_stock_query(p: Params, lines: int, for_sale: bool) -> Query:
+    """UPDATE … FROM a VALUES list of (id, units) … RETURNING, for `lines` lines: the
+    values are p[2i] (id) and p[2i+1] (units), then the time, then the currency."""
     # Typed, so that PostgreSQL can prepare the statement (db.execute_prepared).
-    values = ", ".join(["(CAST(%s AS VARCHAR(36)), CAST(%s AS INTEGER))"] * lines)
-    checked = '"locked"' if postgres else '"product"'  # SQLite: we hold the write lock
-    sql = " ".join(
-        [
-            f'WITH "v" ("id", "q") AS (VALUES {values})',
-            _LOCK_IN_ID_ORDER if postgres else "",
-            f'UPDATE "product" SET "quantity" = {checked}."quantity" - "v"."q", "updated_at" = %s',
-            'FROM "v"',
-            'JOIN "locked" ON "locked"."id" = "v"."id"' if postgres else "",
-            f'WHERE "product"."id" = "v"."id" AND {checked}."quantity" >= "v"."q"',
-            f'AND NOT {checked}."is_archived" AND {checked}."currency" = %s' if for_sale else "",
-            'RETURNING "product"."id", "product"."name", "product"."price_cents"',
-        ]
-    )
-    return sql if postgres else sql.replace("%s", "?")
+    rows = [(Cast(p[2 * i], "VARCHAR(36)"), Cast(p[2 * i + 1], "INTEGER")) for i in range(lines)]
+    wanted = ValuesList(rows).cte("v", columns=("id", "q"))
+    ctes, checked = [wanted], Product  # SQLite: our write lock already holds every row
+    if is_postgres():
+        locked = _locked_in_id_order(wanted)
+        ctes.append(locked)
+        checked = locked.c
+    update = Product.update(
+        {Product.quantity: checked.quantity - wanted.c.q, Product.updated_at: p[2 * lines]}
+    ).from_(*ctes)
+    condition = (Product.id == wanted.c.id) & (checked.quantity >= wanted.c.q)
+    if checked is not Product:
+        condition &= checked.id == wanted.c.id
+    if for_sale:
+        condition &= ~checked.is_archived & (checked.currency == p[2 * lines + 1])
+    returned = update.where(condition).returning(Product.id, Product.name, Product.price_cents)
+    return returned.with_cte(*ctes)
 
 
-def _returning_supported() -> bool:
-    """UPDATE … FROM … RETURNING: PostgreSQL, SQLite from 3.35 (older ones go line by line)."""
-    return is_postgres() or sqlite3.sqlite_version_info >= (3, 35)
+def _locked_in_id_order(wanted: CTE) -> CTE:
+    """PostgreSQL locks rows in whatever order its plan visits them, which the VALUES
+    order does not control. So this MATERIALIZED CTE locks them first, in id order (FOR
+    UPDATE applies after ORDER BY) like every other writer of products, and two buyers
+    never deadlock. The UPDATE's own scan reads each row as of the statement's start,
+    which may be older than the version the CTE locked (a cancel gave stock back while we
+    waited): the check and the new quantity are therefore taken from the CTE's row, the
+    latest version, which stays the latest while we hold its lock."""
+    columns = (Product.id, Product.quantity, Product.is_archived, Product.currency)
+    query = Product.select(*columns).join(wanted, on=(Product.id == wanted.c.id))
+    return query.order_by(Product.id).for_update(of=Product).cte("locked", materialized=True)
 
 
-def _take_line_by_line(lines, currency: str | None) -> dict[str, tuple[str, int]]:
-    now, taken = utcnow(), []
-    for product_id, quantity in lines:
-        condition = (Product.id == product_id) & (Product.quantity >= quantity)
-        if currency is not None:
-            condition &= ~Product.is_archived & (Product.currency == currency)
-        query = Product.update(quantity=Product.quantity - quantity, updated_at=now)
-        if query.where(condition).execute():
-            taken.append(product_id)
-    rows = Product.select(Product.id, Product.name, Product.price_cents).where(
-        Product.id.in_(taken)
-    )
-    return {pid: (name, price) for pid, name, price in rows.tuples()}
+_TAKE_STOCK = PreparedStatement(_take_stock_query)
 
 
 def rereserve_stock(order: Order, reason: str = "late-payment") -> bool:
@@ -309,23 +291,20 @@ def insert_rows(*batches: tuple[type[Model], Sequence[dict]]) -> None:
     0.1 ms of CPU per statement, a third of an order's placement).
     """
     batches = tuple((model, rows) for model, rows in batches if rows)
-    params: list[list] = []
-    for model, rows in batches:
-        fields = _insert_fields(model)
-        params.append(
-            [
-                field.db_value(row[field.name] if field.name in row else _default(field))
-                for row in rows
-                for field in fields
-            ]
-        )
-    postgres = is_postgres()
-    statements = _insert_sql(postgres, tuple((model, len(rows)) for model, rows in batches))
-    if postgres:
-        execute_prepared(statements[0], [value for part in params for value in part])
+    shape = tuple((model, len(rows)) for model, rows in batches)
+    values = [
+        [
+            field.db_value(row[field.name] if field.name in row else _default(field))
+            for row in rows
+            for field in _insert_fields(model)
+        ]
+        for model, rows in batches
+    ]
+    if is_postgres():
+        _INSERT_ALL.run((shape,), [value for part in values for value in part])
     else:
-        for sql, part in zip(statements, params, strict=True):
-            database.execute_sql(sql, part)
+        for (model, count), part in zip(shape, values, strict=True):
+            _INSERT.run((model, count), part)
 
 
 def _default(field: Field):
@@ -337,17 +316,25 @@ def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
     return tuple(f for f in model._meta.sorted_fields if not isinstance(f, AutoField))
 
 
-@lru_cache(maxsize=256)
-def _insert_sql(postgres: bool, shape: tuple[tuple[type[Model], int], ...]) -> tuple[str, ...]:
-    statements = []
+def _insert_query(p: Params, model: type[Model], count: int, first: int = 0) -> Query:
+    """INSERT of `count` rows of every field, their values p[first], p[first + 1], …"""
+    fields = _insert_fields(model)
+    rows = [
+        {field: p[first + row * len(fields) + n] for n, field in enumerate(fields)}
+        for row in range(count)
+    ]
+    return model.insert_many(rows)
+
+
+def _insert_all_query(p: Params, shape: tuple[tuple[type[Model], int], ...]) -> Query:
+    """Every batch in one statement: the first ones as data-modifying WITH queries."""
+    queries, first = [], 0
     for model, count in shape:
-        fields = _insert_fields(model)
-        columns = ", ".join(f'"{field.column_name}"' for field in fields)
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        values = ", ".join([row] * count)
-        statements.append(f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES {values}')
-    if not postgres:
-        return tuple(sql.replace("%s", "?") for sql in statements)
-    *first, last = statements
-    ctes = ", ".join(f'"i{n}" AS ({sql})' for n, sql in enumerate(first))
-    return (f"WITH {ctes} {last}" if ctes else last,)
+        queries.append(_insert_query(p, model, count, first))
+        first += count * len(_insert_fields(model))
+    *before, last = queries
+    return last.with_cte(*(CTE(f"i{n}", query) for n, query in enumerate(before)))
+
+
+_INSERT = PreparedStatement(_insert_query)
+_INSERT_ALL = PreparedStatement(_insert_all_query)

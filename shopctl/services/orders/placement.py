@@ -18,7 +18,7 @@ from peewee import IntegrityError
 
 from shopctl.config import Settings
 from shopctl.db import write_transaction
-from shopctl.errors import Conflict, Gone, NotFound, ShopError, Unprocessable
+from shopctl.errors import Conflict, Gone, NotChargeable, NotFound, ShopError, Unprocessable
 from shopctl.models import (
     Order,
     OrderHistory,
@@ -30,7 +30,8 @@ from shopctl.models import (
     new_id,
     utcnow,
 )
-from shopctl.money import MAX_MINOR_UNITS, format_minor_units
+from shopctl.money import chargeable_problem
+from shopctl.money import currency as currency_rules
 from shopctl.schemas import OrderLine, OrderListQuery
 from shopctl.services.common import Page, iso
 from shopctl.services.orders.lifecycle import (
@@ -121,7 +122,7 @@ def _create_order(settings, user, quantities, pay_later, actor, key, request_has
     if len(taken) < len(quantities):
         _refuse(settings, quantities, taken)
     amount = sum(taken[pid][1] * quantity for pid, quantity in quantities.items())
-    _check_total(settings, amount)
+    _check_total(settings, amount, {taken[pid][1] for pid in quantities})
     now = utcnow()
     order = Order(
         id=new_id(),
@@ -180,15 +181,28 @@ def _refuse(settings, quantities: dict[str, int], taken: dict) -> NoReturn:
     unknown products, archived or foreign ones, a total too big, then short stock."""
     products = {p.id: p for p in Product.select().where(Product.id.in_(list(quantities)))}
     _check_products(settings, quantities, products)
-    _check_total(settings, sum(products[pid].price_cents * q for pid, q in quantities.items()))
+    prices = {products[pid].price_cents for pid in quantities}
+    _check_total(
+        settings, sum(products[pid].price_cents * q for pid, q in quantities.items()), prices
+    )
     short = {pid: products[pid].quantity for pid in quantities if pid not in taken}
     _raise_shortfall(quantities, products, short)
 
 
-def _check_total(settings, amount: int) -> None:
-    if amount > MAX_MINOR_UNITS:
-        limit = format_minor_units(MAX_MINOR_UNITS, settings.stripe_currency)
-        raise Unprocessable(f"The order total is more than one payment can take ({limit})")
+def _check_total(settings, amount: int, unit_prices: Iterable[int]) -> None:
+    """Refuse (400, naming the limit) a total Stripe cannot charge: under its minimum, over
+    one payment's maximum, or off the currency's step (a price from before the rules)."""
+    currency = settings.stripe_currency
+    problem = chargeable_problem(amount, currency)
+    if problem:
+        raise NotChargeable(f"The order total {problem}")
+    rules = currency_rules(currency)
+    off_step = sorted(price for price in unit_prices if price % rules.step)
+    if off_step:  # Stripe checks each line item's unit amount too
+        raise NotChargeable(
+            f"A unit price in this order is {rules.format(off_step[0])}; Stripe charges "
+            f"{currency.upper()} in steps of {rules.format(rules.step)}"
+        )
 
 
 def _check_products(settings, quantities, products: dict[str, Product]) -> None:

@@ -7,8 +7,13 @@ from peewee import fn
 from shopctl.errors import NotFound
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
 from shopctl.schemas import OrderSearch
-from shopctl.services.common import iso
+from shopctl.services.common import iso, resolve_id
 from shopctl.services.orders.placement import ORDER_NOT_FOUND, orders_json
+
+
+def find_order_id(text: str) -> str:
+    """The id of the order `text` names: its whole id or a unique prefix (6+ characters)."""
+    return resolve_id(Order, text, "order")
 
 
 def search_orders(search: OrderSearch) -> list[dict]:

@@ -6,9 +6,15 @@ from datetime import timedelta
 
 from shopctl.models import StripeEvent, utcnow
 from shopctl.schemas import EventSearch
-from shopctl.services.common import Report
+from shopctl.services.common import Report, resolve_id
 
 STALE_RECEIVED = timedelta(minutes=5)
+
+
+def find_event_id(text: str) -> str:
+    """The id of the stored event `text` names: its whole id or a unique prefix
+    (`evt_` and 6+ characters)."""
+    return resolve_id(StripeEvent, text, "event", is_uuid=False)
 
 
 def list_events(search: EventSearch) -> list[StripeEvent]:

@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from shopctl.config import Settings
 from shopctl.db import write_transaction
-from shopctl.errors import PaymentProviderError
 from shopctl.models import Order, Payment, utcnow
 from shopctl.services.orders.lifecycle import (
     CANCELED,
@@ -140,10 +139,23 @@ def reconcile(
             session = gateway.retrieve_session(settings, payment.session_id).to_dict()
             gap = _session_gap(order, payment, session) or _refund_gap(settings, order, payment)
         except stripe.StripeError as exc:
-            raise PaymentProviderError(f"Stripe: {gateway.describe(exc)}") from None
+            raise _stopped(exc, found) from None
         if gap is None:
             continue
         if apply:
             _apply(settings, gap, session)
         found.append(gap)
     return found
+
+
+def _stopped(exc, found: list[Discrepancy]) -> Exception:
+    """The Stripe failure that ended a run, saying how far it got."""
+    error = gateway.provider_error(exc)
+    if found:
+        applied = sum(gap.applied for gap in found)
+        what = "could not be reached" if gateway.is_unreachable(exc) else "refused a call"
+        error.message = (
+            f"Stripe {what} ({gateway.describe(exc)}); stopped after {len(found)} "
+            f"difference(s), {applied} applied; rerunning is safe"
+        )
+    return error

@@ -59,9 +59,7 @@ def _fetch(settings: Settings, start: datetime) -> list[dict]:
         "types": sorted(HANDLERS),
     }
     try:
-        events = [
-            event.to_dict() for event in gateway.list_events(settings, params).auto_paging_iter()
-        ]
+        events = gateway.list_all_events(settings, params)
     except stripe.StripeError as exc:
         raise gateway.provider_error(exc) from None
     return sorted(events, key=lambda event: (event.get("created", 0), event["id"]))

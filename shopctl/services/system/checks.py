@@ -19,11 +19,11 @@ def database_ok() -> bool:
 
 def check_configuration(settings: Settings, report: Report) -> None:
     insecure = settings.insecure_settings()
-    if settings.is_production and insecure:
+    if problems := settings.safety_problems():
         report.add(
             "configuration",
             False,
-            "default or missing: " + ", ".join(insecure),
+            "; ".join(problems),
             "set them in the environment or .env",
         )
     elif insecure:
@@ -37,13 +37,17 @@ def check_configuration(settings: Settings, report: Report) -> None:
 
 
 def check_database(report: Report) -> bool:
+    url = db.current_url()
+    if db.sqlite_file_missing(url):
+        report.add("database", False, f"no {db.describe(url)}", "run: shopctl migrate")
+        return False
     try:
         db.ping()
     except DatabaseError as exc:
         report.add(
             "database",
             False,
-            f"unreachable ({type(exc).__name__})",
+            f"{db.describe(url)} unreachable ({type(exc).__name__})",
             "check DATABASE_URL and that the server is running",
         )
         return False

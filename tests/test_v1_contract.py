@@ -1,5 +1,6 @@
-"""The seed's wire contract, through a real `shopctl serve` wired to the Stripe sandbox:
-its messages verbatim, its camelCase field names, the requests it accepted."""
+"""The v1 API's wire contract, as the Express API it replaces served it, through a real
+`shopctl serve` wired to the Stripe sandbox: its messages verbatim, its camelCase field
+names, the requests it accepted (what existing clients of the v1 API rely on)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ PASSWORD, NEW_PASSWORD = "Str0ng!Pass", "Str0nger!Pass2"
 ADMIN = {"email": "ops@example.com", "password": "Adm1n!Secret"}
 
 
-class Seed:
-    """A client that checks every answer against the seed's envelope and keeps them all."""
+class V1Client:
+    """A client that checks every answer against the v1 API's envelope and keeps them all."""
 
     def __init__(self, base_url: str):
         self.http = httpx.Client(base_url=f"{base_url}/api/v1", timeout=30)
@@ -42,8 +43,8 @@ class Seed:
 
 
 @pytest.fixture
-def seed(stripe_stack) -> Iterator[Seed]:
-    client = Seed(stripe_stack.server.url)
+def client(stripe_stack) -> Iterator[V1Client]:
+    client = V1Client(stripe_stack.server.url)
     yield client
     client.http.close()
 
@@ -68,8 +69,8 @@ def signed(event: dict) -> tuple[bytes, dict]:
     }
 
 
-def sign_up_and_log_in(seed: Seed) -> str:
-    user = seed.call(
+def sign_up_and_log_in(client: V1Client) -> str:
+    user = client.call(
         "POST",
         "/user",
         201,
@@ -78,17 +79,17 @@ def sign_up_and_log_in(seed: Seed) -> str:
     )
     assert user.keys() >= {"id", "email", "name", "role", "createdAt", "updatedAt"}
     assert user["email"] == "buyer@example.com"
-    # the seed's validateRequest: a body {"data": "<json>"} is that JSON
+    # the Express API's validateRequest: a body {"data": "<json>"} is that JSON
     wrapped = {"data": json.dumps({"email": "buyer@example.com", "password": PASSWORD})}
-    session = seed.call("POST", "/auth/login", 200, "User Logged In Successfully", json=wrapped)
+    session = client.call("POST", "/auth/login", 200, "User Logged In Successfully", json=wrapped)
     assert session.keys() >= {"accessToken", "refreshToken", "user"}
-    cookies = seed.http.cookies
+    cookies = client.http.cookies
     assert cookies.get("accessToken") and cookies.get("refreshToken")
-    me = seed.call(
+    me = client.call(
         "GET", "/user/me", 200, "User fetched successfully", token=session["accessToken"]
     )
     assert me["id"] == user["id"]
-    pair = seed.call(
+    pair = client.call(
         "POST",
         "/auth/refresh-token",
         200,
@@ -98,14 +99,14 @@ def sign_up_and_log_in(seed: Seed) -> str:
     return pair["accessToken"]
 
 
-def admin_token(seed: Seed, settings) -> str:
+def admin_token(client: V1Client, settings) -> str:
     auth.register(settings, validate(Registration, ADMIN), role="ADMIN")
-    session = seed.call("POST", "/auth/login", 200, "User Logged In Successfully", json=ADMIN)
+    session = client.call("POST", "/auth/login", 200, "User Logged In Successfully", json=ADMIN)
     return session["accessToken"]
 
 
-def catalog(seed: Seed, admin: str) -> str:
-    mug = seed.call(
+def catalog(client: V1Client, admin: str) -> str:
+    mug = client.call(
         "POST",
         "/product",
         201,
@@ -115,16 +116,16 @@ def catalog(seed: Seed, admin: str) -> str:
     )
     assert mug.keys() >= {"id", "name", "priceCents", "quantity", "createdAt", "updatedAt"}
     assert (mug["priceCents"], mug["quantity"]) == (1250, 10)
-    cup = seed.call(
+    cup = client.call(
         "POST",
         "/product",
         201,
         "Product created successfully",
         token=admin,
         json={"name": "Cup", "price": 7.5},
-    )  # the seed took numbers too
+    )  # the Express API took numbers too
     assert cup["priceCents"] == 750
-    listing = seed.call(
+    listing = client.call(
         "GET",
         "/product",
         200,
@@ -132,9 +133,9 @@ def catalog(seed: Seed, admin: str) -> str:
         params={"sortBy": "priceCents", "sortOrder": "asc"},
     )
     assert [p["name"] for p in listing] == ["Cup", "Mug"]
-    assert seed.bodies[-1]["meta"] == {"page": 1, "limit": 10, "total": 2, "totalPage": 1}
-    seed.call("GET", f"/product/{mug['id']}", 200, "Product retrieved successfully")
-    changed = seed.call(
+    assert client.bodies[-1]["meta"] == {"page": 1, "limit": 10, "total": 2, "totalPage": 1}
+    client.call("GET", f"/product/{mug['id']}", 200, "Product retrieved successfully")
+    changed = client.call(
         "PATCH",
         f"/product/{mug['id']}",
         200,
@@ -146,41 +147,41 @@ def catalog(seed: Seed, admin: str) -> str:
     return mug["id"]
 
 
-def orders(seed: Seed, buyer: str, product_id: str) -> str:
+def orders(client: V1Client, buyer: str, product_id: str) -> str:
     items = {"items": [{"productId": product_id, "quantity": 1}]}
-    now = seed.call("POST", "/order", 201, "Order created successfully", token=buyer, json=items)
+    now = client.call("POST", "/order", 201, "Order created successfully", token=buyer, json=items)
     assert now.keys() >= {"orderId", "paymentId", "paymentUrl", "sessionId"}
     assert now["paymentUrl"] and now["sessionId"].startswith("cs_")
-    later = seed.call(
+    later = client.call(
         "POST", "/order/pay-later", 201, "Order created (pay later)", token=buyer, json=items
     )
     assert later.keys() >= {"orderId", "paymentId", "payLater"} and later["payLater"] is True
-    rows = seed.call("GET", "/order", 200, "Orders retrieved successfully", token=buyer)
+    rows = client.call("GET", "/order", 200, "Orders retrieved successfully", token=buyer)
     assert {row["id"] for row in rows} == {now["orderId"], later["orderId"]}
     item = rows[0]["items"][0]
     assert item.keys() >= {"orderId", "productId", "quantity", "priceCents"}
-    status = seed.call(
+    status = client.call(
         "GET", f"/payment/{now['paymentId']}/status", 200, "Payment status", token=buyer
     )
     assert status.keys() >= {"paymentId", "status", "sessionId", "paymentUrl"}
     return now["sessionId"]
 
 
-def webhooks(seed: Seed) -> None:
+def webhooks(client: V1Client) -> None:
     event = {
-        "id": "evt_seed_contract",
+        "id": "evt_v1_contract",
         "object": "event",
         "type": "customer.created",
         "created": int(time.time()),
         "data": {"object": {"id": "cus_1"}},
     }
-    for url in ("/payment/webhook", str(seed.http.base_url.join("/webhook"))):
+    for url in ("/payment/webhook", str(client.http.base_url.join("/webhook"))):
         body, headers = signed(event)
-        seed.call("POST", url, 200, "Webhook processed", content=body, headers=headers)
+        client.call("POST", url, 200, "Webhook processed", content=body, headers=headers)
 
 
-def sign_off(seed: Seed, buyer: str) -> None:
-    seed.call(
+def sign_off(client: V1Client, buyer: str) -> None:
+    client.call(
         "POST",
         "/auth/change-password",
         200,
@@ -188,22 +189,22 @@ def sign_off(seed: Seed, buyer: str) -> None:
         token=buyer,
         json={"oldPassword": PASSWORD, "newPassword": NEW_PASSWORD},
     )
-    seed.call("POST", "/auth/logout", 200, "User Logged Out Successfully")
-    assert not seed.http.cookies.get("accessToken")
+    client.call("POST", "/auth/logout", 200, "User Logged Out Successfully")
+    assert not client.http.cookies.get("accessToken")
 
 
-def test_the_seeds_messages_and_field_names(seed, settings):
-    buyer = sign_up_and_log_in(seed)
-    admin = admin_token(seed, settings)
-    product_id = catalog(seed, admin)
-    orders(seed, buyer, product_id)
-    webhooks(seed)
-    sign_off(seed, buyer)
-    snake = {key for body in seed.bodies for key in _keys(body) if "_" in key or key[0].isupper()}
-    assert snake == set(), "the seed's JSON is camelCase"
+def test_the_v1_messages_and_field_names(client, settings):
+    buyer = sign_up_and_log_in(client)
+    admin = admin_token(client, settings)
+    product_id = catalog(client, admin)
+    orders(client, buyer, product_id)
+    webhooks(client)
+    sign_off(client, buyer)
+    snake = {key for body in client.bodies for key in _keys(body) if "_" in key or key[0].isupper()}
+    assert snake == set(), "the v1 API's JSON is camelCase"
 
 
-def test_the_seeds_error_envelopes(server):
+def test_the_v1_error_envelopes(server):
     missing = server.request("GET", "/no/such/route")
     assert missing.status_code == 404
     assert missing.json() == {
