@@ -84,7 +84,10 @@ def insecure_env(request, tmp_path) -> dict:
     if request.param == "default":
         env.update(DEFAULTS)
     else:
-        env.update({name: "" for name in SECRETS}, JWT_ACCESS_SECRET="a-real-secret-value-0123")
+        env.update(
+            {name: "" for name in SECRETS},
+            JWT_ACCESS_SECRET="a-real-secret-value-0123456789-abcdef",
+        )
     return env
 
 
