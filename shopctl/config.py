@@ -44,6 +44,39 @@ def parse_duration(text: str) -> float:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """At most `count` events per `seconds` (a fixed window); written `20/1h`."""
+
+    count: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.count}/{_short_duration(self.seconds)}"
+
+
+def _short_duration(seconds: float) -> str:
+    for unit in ("w", "d", "h", "m"):
+        size = _DURATION_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_rate(text: str) -> Rate | None:
+    """`20/1h` → Rate(20, 3600); `off` (or 0/…) → None, no limit."""
+    value = str(text).strip().lower()
+    if value in ("off", "none", "0"):
+        return None
+    count, slash, window = value.partition("/")
+    if not slash or not count.strip().isdigit():
+        raise ValueError(f"not a rate: {text!r} (use e.g. 20/1h, or off)")
+    seconds = parse_duration(window)
+    if seconds <= 0:
+        raise ValueError(f"not a rate: {text!r} (the window must be longer than 0)")
+    return Rate(int(count), seconds) if int(count) > 0 else None
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///shopctl.db"
     port: int = 8000
@@ -60,6 +93,11 @@ class Settings:
     stripe_api_base: str | None = None
     stripe_timeout: float = 10.0
     order_reservation_minutes: float = 30.0
+    # Abuse limits and retention (issue 16); README "Limits" explains each.
+    max_open_orders: int = 5
+    order_rate: Rate | None = Rate(30, 3600)
+    registration_rate: Rate | None = Rate(20, 3600)
+    event_retention_days: float = 90.0
     unset: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -164,6 +202,15 @@ def _duration(raw: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _rate(raw: dict[str, str], name: str, default: Rate | None) -> Rate | None:
+    if name not in raw or raw[name].strip() == "":
+        return default
+    try:
+        return parse_rate(raw[name])
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 def _stripe_timeout(raw: dict[str, str], default: float) -> float:
     """STRIPE_TIMEOUT: seconds (or a duration like 1500ms), one deadline per Stripe call."""
     seconds = _duration(raw, "STRIPE_TIMEOUT", default) if raw.get("STRIPE_TIMEOUT") else default
@@ -205,6 +252,12 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         stripe_timeout=_stripe_timeout(raw, defaults.stripe_timeout),
         order_reservation_minutes=_number(
             raw, "ORDER_RESERVATION_MINUTES", float, defaults.order_reservation_minutes
+        ),
+        max_open_orders=_number(raw, "MAX_OPEN_ORDERS", int, defaults.max_open_orders),
+        order_rate=_rate(raw, "ORDER_RATE_LIMIT", defaults.order_rate),
+        registration_rate=_rate(raw, "REGISTRATION_RATE_LIMIT", defaults.registration_rate),
+        event_retention_days=_number(
+            raw, "EVENT_RETENTION_DAYS", float, defaults.event_retention_days
         ),
         unset=frozenset(name for name in secrets if name not in raw),
     )

@@ -57,17 +57,20 @@ class RefreshSession(BaseModel):
     family_id = CharField(36, index=True)
     revoked = BooleanField(default=False)
     rotated_at = DateTimeField(null=True)
-    expires_at = DateTimeField()
+    expires_at = DateTimeField(index=True)
     created_at = DateTimeField(default=utcnow)
 
 
 class LoginThrottle(BaseModel):
-    """Failed logins per key (`email:…` or `ip:…`), shared by every worker and replica."""
+    """Rate-limit counters per key (failed logins, registrations, orders: see
+    services/accounts/throttle.py), shared by every worker and replica. `expires_at` is
+    when a row stops mattering (its window and any lock-out over), for `db prune`."""
 
     key = CharField(300, primary_key=True)
     failures = IntegerField(default=0)
     window_started_at = DateTimeField(default=utcnow)
     locked_until = DateTimeField(null=True)
+    expires_at = DateTimeField(null=True, index=True)
 
 
 class Product(BaseModel):
@@ -171,6 +174,48 @@ class OrderHistory(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class Refund(BaseModel):
+    """One refund of a payment, followed to its end: PENDING → SUCCEEDED, or FAILED/CANCELED.
+
+    An operator refund is a row (PENDING, no Stripe id yet) before Stripe is asked, so a
+    second refund of the same payment sees the amount reserved; Stripe's id comes after.
+    A row with no Stripe id and status SUCCEEDED is money a charge says was refunded before
+    the refund itself was reported (refund events fill it in).
+    """
+
+    id = CharField(36, primary_key=True, default=new_id)
+    stripe_refund_id = CharField(255, null=True, unique=True)
+    payment = ForeignKeyField(Payment, backref="refunds", index=True, on_delete="CASCADE")
+    order = ForeignKeyField(Order, backref="refunds", index=True, on_delete="CASCADE")
+    amount_cents = BigIntegerField()
+    status = CharField(10, default="PENDING")
+    reason = CharField(200, null=True)
+    failure_reason = CharField(100, null=True)
+    actor = CharField(255)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class PaymentReview(BaseModel):
+    """Money Stripe reported that we did not accept (amount, currency or ids disagree with
+    the order): kept with what arrived until an operator settles it (refund or dismiss)."""
+
+    id = CharField(36, primary_key=True, default=new_id)
+    payment = ForeignKeyField(Payment, backref="reviews", index=True, on_delete="CASCADE")
+    order = ForeignKeyField(Order, backref="reviews", index=True, on_delete="CASCADE")
+    status = CharField(10, default="OPEN", index=True)
+    reason = CharField(500)
+    event_id = CharField(255, null=True)
+    amount_cents = BigIntegerField(null=True)
+    currency = CharField(10, null=True)
+    session_id = CharField(255, null=True)
+    payment_intent_id = CharField(255, null=True)
+    note = TextField(null=True)
+    settled_by = CharField(255, null=True)
+    settled_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
 class SyncCursor(BaseModel):
     """Where a background job (e.g. `events sync`) stopped, so it can resume."""
 
@@ -192,4 +237,6 @@ ALL_MODELS = [
     StockMovement,
     OrderHistory,
     SyncCursor,
+    Refund,
+    PaymentReview,
 ]

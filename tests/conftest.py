@@ -38,7 +38,14 @@ TEST_ENV = {
     "FRONTEND_URL": "http://localhost:3000",
     # Nothing in the suite may reach the real Stripe: tests that pay use the sandbox.
     "STRIPE_API_BASE": "http://127.0.0.1:9",
+    # Load and race tests place hundreds of orders as one buyer: the per-buyer limits
+    # still count every order (the same code path) but never trip;
+    # tests/test_abuse_orders.py runs servers with the defaults (LIMIT_DEFAULTS).
+    "MAX_OPEN_ORDERS": "1000",
+    "ORDER_RATE_LIMIT": "100000/1h",
 }
+# A server started with these env values uses the default per-buyer limits.
+LIMIT_DEFAULTS = {"MAX_OPEN_ORDERS": "", "ORDER_RATE_LIMIT": ""}
 os.environ.update(TEST_ENV)
 
 DEFAULT_PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -394,7 +401,9 @@ def _stripe_stack(backend_url, tmp_path_factory) -> Iterator[StripeStack]:
 def stripe_stack(_stripe_stack, db, monkeypatch) -> Iterator[StripeStack]:
     """The sandbox (emptied, default settings) and a server wired to it, over `db`."""
     _stripe_stack.control("POST", "/reset")
-    _stripe_stack.configure(webhooks_enabled=True, latency_ms=0, fail_rate=0.0)
+    _stripe_stack.configure(
+        webhooks_enabled=True, latency_ms=0, fail_rate=0.0, refund_status="succeeded"
+    )
     monkeypatch.setenv("STRIPE_API_BASE", _stripe_stack.sandbox_url)
     yield _stripe_stack
     _stripe_stack.control("POST", "/reset")  # no delivery outlives its test

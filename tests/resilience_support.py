@@ -112,6 +112,7 @@ SPEC_EDGES = {
     (CANCELED, REFUNDED),
     (FAILED, PAID),
     (FAILED, REFUNDED),
+    (REFUNDED, PAID),  # a refund that failed or was canceled (issue #15)
 }
 
 

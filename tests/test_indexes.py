@@ -112,7 +112,7 @@ def test_the_product_count_starts_from_the_catalog_and_rolls_back(fresh_database
 def test_product_pages_keep_room_for_stock_changes(fresh_database, backend_url):
     postgres_only(backend_url)
     runner = runner_for(fresh_database)
-    runner.up()
+    runner.up(FILLFACTOR_MIGRATION)
     options = "SELECT reloptions FROM pg_class WHERE relname = 'product'"
     assert fresh_database.execute_sql(options).fetchone() == (["fillfactor=80"],)
     assert runner.down() == [FILLFACTOR_MIGRATION]

@@ -72,6 +72,7 @@ PAYMENT_PATHS = [
     ("CANCELED", "PAID"),
     ("EXPIRED", "REFUNDED"),
     ("CANCELED", "REFUNDED"),
+    ("REFUNDED", "PAID"),  # a refund that failed or was canceled (issue #15)
 ]
 
 
@@ -89,7 +90,7 @@ def test_every_transition_payments_rely_on_is_allowed(order, path):
     [
         ("PAID", "UNPAID"),
         ("PAID", "EXPIRED"),
-        ("REFUNDED", "PAID"),
+        ("REFUNDED", "UNPAID"),
         ("CANCELED", "UNPAID"),
         ("PROCESSING", "EXPIRED"),
     ],

@@ -94,5 +94,6 @@ async def change_password(request: Request):
     data = body(request, PasswordChange)
     user, session_id = request.ctx.user, request.ctx.session_id
     settings = request.app.ctx.settings
-    await call(request, auth.change_password, settings, user.id, session_id, data)
+    address = client_address(request)
+    await call(request, auth.change_password, settings, user.id, session_id, data, address)
     return ok(None, "Password Changed Successfully")

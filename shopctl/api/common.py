@@ -40,6 +40,41 @@ def _is_json(request: Request) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+# No request body of ours nests deeper than a few levels; the limit keeps recursion in
+# json (a RecursionError, once a 500) and in the checks after it far from Python's bound.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(payload: Any) -> bool:
+    """Whether `payload` nests deeper than MAX_JSON_DEPTH (iteratively: no recursion)."""
+    pending = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _parse(text: bytes | str, path: str) -> Any:
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        payload = None
+        deep = True
+    except (ValueError, UnicodeDecodeError):
+        message = "Malformed JSON body" if path == "body" else "Malformed JSON in data"
+        raise InvalidInput([{"path": path, "message": message}]) from None
+    else:
+        deep = _too_deep(payload)
+    if deep:
+        message = f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+        raise InvalidInput([{"path": path, "message": message}])
+    return payload
+
+
 def json_body(request: Request) -> Any:
     """The request's JSON body; like the Express API, `{"data": "<json>"}` is unwrapped.
 
@@ -50,15 +85,9 @@ def json_body(request: Request) -> Any:
         return {}
     if not _is_json(request):
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
-    try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput([{"path": "body", "message": "Malformed JSON body"}]) from None
+    payload = _parse(request.body, "body")
     if isinstance(payload, dict) and set(payload) == {"data"} and isinstance(payload["data"], str):
-        try:
-            payload = json.loads(payload["data"])
-        except ValueError:
-            raise InvalidInput([{"path": "data", "message": "Malformed JSON in data"}]) from None
+        payload = _parse(payload["data"], "data")
     if errors := unstorable_text(payload):
         raise InvalidInput(errors)
     return payload

@@ -59,6 +59,20 @@ class PaymentSummary(BaseModel):
     sessionId: str | None
 
 
+class Refund(BaseModel):
+    """One refund of the order's payment, followed to its end. PENDING and SUCCEEDED
+    refunds count as refunded; a FAILED or CANCELED one gave its amount back."""
+
+    id: UUID
+    stripeRefundId: str | None
+    amountCents: int
+    status: Literal["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]
+    reason: str | None
+    failureReason: str | None = None
+    createdAt: datetime
+    updatedAt: datetime | None = None
+
+
 class Order(BaseModel):
     id: UUID
     userId: UUID
@@ -71,6 +85,7 @@ class Order(BaseModel):
     payLater: bool
     items: list[OrderItem]
     payment: PaymentSummary | None
+    refunds: list[Refund] = []
 
 
 class StripeNotice(BaseModel):
@@ -183,6 +198,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Product,
     OrderItem,
     PaymentSummary,
+    Refund,
     Order,
     StripeNotice,
     CanceledOrder,

@@ -100,6 +100,12 @@ WELCOME = {
     "description": "The v1 API's welcome: `data`'s fields are also at the top level.",
 }
 
+ORDER_LIMITS = (
+    "A buyer holds at most `MAX_OPEN_ORDERS` unpaid orders (409 says when one frees) and "
+    "places at most `ORDER_RATE_LIMIT` orders (429 with `Retry-After`); admins are not "
+    "limited. At most 10,000 units of one product per order, repeated lines included."
+)
+
 OPERATIONS: dict[str, Operation] = {
     "root": Operation("System", "Welcome", success=_json(WELCOME, "Welcome"), database=False),
     "system.health": Operation("System", "Health check", "Healthy", out.Health),
@@ -111,10 +117,11 @@ OPERATIONS: dict[str, Operation] = {
         out.User,
         status=201,
         body=s.Registration,
-        errors=(409,),
+        errors=(409, 429),
         example={"email": "buyer@example.com", "password": "Str0ng!Pass", "name": "Ada"},
         description="Password: 8+ characters with an upper and a lower case letter, a digit "
-        "and a special character. 409 when the email (case-insensitive) is taken.",
+        "and a special character. 409 when the email (case-insensitive) is taken; 429 past "
+        "the registrations allowed per client address (`REGISTRATION_RATE_LIMIT`).",
     ),
     "users.me": Operation("User", "My profile", "User fetched successfully", out.User, auth="user"),
     # auth
@@ -128,7 +135,8 @@ OPERATIONS: dict[str, Operation] = {
         errors=(401, 429),
         response_headers=("Set-Cookie",),
         description="Also sets the HttpOnly cookies `accessToken` and `refreshToken`. Failed "
-        "attempts are rate limited per email and per client address (429).",
+        "attempts are rate limited per (email, client address), per client address and per "
+        "email (429 with `Retry-After`).",
     ),
     "auth.refresh_token": Operation(
         "Auth",
@@ -229,10 +237,10 @@ OPERATIONS: dict[str, Operation] = {
         body=s.OrderCreate,
         example=ORDER_EXAMPLE,
         idempotent=True,
-        errors=(404, 409, 422),
+        errors=(404, 409, 422, 429),
         response_headers=("Idempotent-Replayed",),
         description="Reserves the stock until `expiresAt` and starts a Stripe Checkout "
-        "Session: redirect the buyer to `paymentUrl`.",
+        "Session: redirect the buyer to `paymentUrl`. " + ORDER_LIMITS,
     ),
     "orders.create_pay_later_order": Operation(
         "Order",
@@ -244,9 +252,10 @@ OPERATIONS: dict[str, Operation] = {
         body=s.OrderCreate,
         example=ORDER_EXAMPLE,
         idempotent=True,
-        errors=(404, 409, 422),
+        errors=(404, 409, 422, 429),
         response_headers=("Idempotent-Replayed",),
-        description="Reserves the stock until `expiresAt`; pay with `POST /order/{orderId}/pay`.",
+        description="Reserves the stock until `expiresAt`; pay with `POST /order/{orderId}/pay`. "
+        + ORDER_LIMITS,
     ),
     "orders.pay_order": Operation(
         "Order",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
+from shopctl.api.auth import client_address
 from shopctl.api.common import body, call
 from shopctl.api.guards import authenticated
 from shopctl.api.responses import ok
@@ -16,7 +17,8 @@ api = Blueprint("users", url_prefix="/user")
 @api.post("/")
 async def register(request: Request):
     data = body(request, Registration)
-    user = await call(request, auth.register, request.app.ctx.settings, data)
+    settings, address = request.app.ctx.settings, client_address(request)
+    user = await call(request, auth.register, settings, data, address=address)
     return ok(user, "User created successfully.", status=201)
 
 

@@ -143,6 +143,7 @@ def _print_details(order: dict) -> None:
     ):
         value = payment.get(key)
         out.print(f"  {label:<11} {value if value is not None else '-'}", markup=False)
+    _print_refunds_and_reviews(order)
     history = table(wrapped("at"), whole("from"), whole("to"), wrapped("reason"), wrapped("actor"))
     for row in order["history"]:
         history.add_row(
@@ -153,6 +154,45 @@ def _print_details(order: dict) -> None:
             text(row["actor"]),
         )
     out.print(history)
+
+
+def _print_refunds_and_reviews(order: dict) -> None:
+    from rich.markup import escape
+
+    from shopctl.commands.tables import table, text, when, whole, wrapped
+
+    out = console()
+    if order.get("refunds"):
+        refunds = table(
+            whole("refund"),
+            wrapped("stripe id"),
+            whole("amount", right=True),
+            whole("status"),
+            wrapped("reason"),
+            wrapped("at"),
+        )
+        for row in order["refunds"]:
+            status = row["status"] + (f" ({row['failureReason']})" if row["failureReason"] else "")
+            refunds.add_row(
+                str(row["id"]),
+                text(row["stripeRefundId"] or "-"),
+                _money(row["amountCents"], order["currency"]),
+                text(status),
+                text(row["reason"] or "-"),
+                when(row["createdAt"]),
+            )
+        out.print(refunds)
+    for review in order.get("reviews", []):
+        colour = "red" if review["status"] == "OPEN" else "dim"
+        money = f"{review['amountCents']} {review['currency'] or '?'}"
+        ids = ", ".join(i for i in (review["sessionId"], review["paymentIntentId"]) if i)
+        what = escape(  # what arrived is Stripe's (or a forger's) text, not markup
+            f"{review['reason']}; arrived {money}, {ids or 'no ids'}, "
+            f"event {review['eventId'] or '-'}"
+        )
+        out.print(f"[{colour}]FLAGGED FOR REVIEW ({review['status']})[/]: {what}", highlight=False)
+        if review["status"] == "OPEN":
+            out.print(f"  settle: shopctl payments settle {order['id']} --refund | --dismiss")
 
 
 @app.command("cancel")

@@ -6,7 +6,9 @@ import typer
 
 from shopctl.commands.common import bootstrap, console, handle_errors, print_json
 
-app = typer.Typer(help="Payments at Stripe: reconcile.", no_args_is_help=True)
+app = typer.Typer(
+    help="Payments at Stripe: reconcile, settle flagged payments.", no_args_is_help=True
+)
 
 
 @app.command("reconcile")
@@ -18,8 +20,9 @@ def reconcile(
 ) -> None:
     """Report every difference between our payments and Stripe, each with its fix.
 
-    Paid at Stripe but open here, expired there but unpaid here, refunded in the
-    Dashboard but not here, amount mismatches.
+    Paid at Stripe but open here, expired there but unpaid here, refunds that differ,
+    refunds whose answer never came, and payments flagged for review (each with the
+    `payments settle` command that settles it).
 
     \b
     Example: shopctl payments reconcile --apply
@@ -81,7 +84,50 @@ def refund(
     result = refund_order(settings, order_id, amount=amount, reason=reason, actor="cli")
     if as_json:
         return print_json(result)
+    pending = " (pending at Stripe)" if result["status"] == "PENDING" else ""
     console().print(
-        f"Refunded {result['amountCents']} cents ({result['refundId']}); "
+        f"Refunded {result['amountCents']} cents ({result['refundId']}){pending}; "
         f"{result['refundedCents']} refunded in all."
     )
+
+
+@app.command("settle")
+@handle_errors
+def settle(
+    order_id: str = typer.Argument(
+        ...,
+        metavar="ORDER_ID",
+        help="The order whose flagged payment to settle, or its 6+ first characters.",
+    ),
+    refund: bool = typer.Option(
+        False, "--refund", help="Refund the flagged money at Stripe, in full."
+    ),
+    dismiss: bool = typer.Option(
+        False, "--dismiss", help="Close the review without a refund (nothing to give back)."
+    ),
+    note: str = typer.Option(None, help="Why (required with --dismiss)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Settle a payment flagged for review: money Stripe reported that did not match the
+    order (amount, currency, session or PaymentIntent). The order never moved for it.
+
+    \b
+    Example: shopctl payments settle 3f2a41c0 --refund --yes
+    """
+    from shopctl.commands.common import confirm, usage_error
+    from shopctl.services.orders.reports import find_order_id
+    from shopctl.services.payments.settle import settle_reviews
+
+    if refund == dismiss:
+        usage_error("give exactly one of --refund or --dismiss")
+    settings = bootstrap()
+    order_id = find_order_id(order_id)
+    action = "Refund the flagged money of" if refund else "Dismiss the review of"
+    confirm(f"{action} order {order_id}?", yes)
+    settled = settle_reviews(settings, order_id, refund=refund, note=note, actor="cli")
+    if as_json:
+        return print_json(settled)
+    for review in settled:
+        line = f"Review {review['id']}: {review['status']} ({review['note']})"
+        console().print(line, markup=False)

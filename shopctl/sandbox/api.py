@@ -263,7 +263,8 @@ def retrieve_charge(
 @bp.post("/refunds")
 @endpoint
 def create_refund(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
-    return listing.expand(sb.store, refunds.create_refund(sb.engine, params, origin), params)
+    refund = refunds.create_refund(sb.engine, params, origin, sb.runtime.refund_status)
+    return listing.expand(sb.store, refund, params)
 
 
 @bp.get("/refunds/<rid>")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from . import checkout
+from . import checkout, refunds
 from .api import json_response
 from .engine import AUTOMATIC
 from .params import StripeError, not_found
@@ -87,6 +87,21 @@ async def pay(request: Request, sid: str) -> HTTPResponse:
 async def expire(request: Request, sid: str) -> HTTPResponse:
     sb = _sandbox(request)
     return json_response(checkout.expire_session(sb.engine, sid, AUTOMATIC))
+
+
+@bp.post("/refunds/<rid>/fail")
+async def fail_refund(request: Request, rid: str) -> HTTPResponse:
+    """A pending refund fails (e.g. the card was closed): `{"failure_reason": …}`?"""
+    reason = _json_body(request).get("failure_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise StripeError("failure_reason must be a string", param="failure_reason")
+    return json_response(refunds.finish_refund(_sandbox(request).engine, rid, "failed", reason))
+
+
+@bp.post("/refunds/<rid>/succeed")
+async def succeed_refund(request: Request, rid: str) -> HTTPResponse:
+    engine = _sandbox(request).engine
+    return json_response(refunds.finish_refund(engine, rid, "succeeded", None))
 
 
 @bp.get("/deliveries")

@@ -80,7 +80,13 @@ class Engine:
     def __init__(self, store: Store, on_event: Callable[[dict[str, Any]], None]) -> None:
         self.store, self.on_event = store, on_event
 
-    def emit(self, etype: str, obj: dict[str, Any], origin: Origin) -> dict[str, Any]:
+    def emit(
+        self,
+        etype: str,
+        obj: dict[str, Any],
+        origin: Origin,
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         event = shapes.event(
             etype,
             copy.deepcopy(obj),
@@ -88,6 +94,8 @@ class Engine:
             idempotency_key=origin.idempotency_key,
             pending_webhooks=0,
         )
+        if previous is not None:  # `*.updated` events say what changed
+            event["data"]["previous_attributes"] = previous
         self.store.add_event(event)
         self.on_event(event)
         return event

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import shapes
 from .amounts import check_step
-from .engine import Engine, Origin
+from .engine import AUTOMATIC, Engine, Origin
 from .params import StripeError, check_known, get_int, get_metadata, get_str, invalid
 
 REFUND_CREATE = frozenset(
@@ -27,7 +27,11 @@ REFUND_CREATE = frozenset(
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
 
-def create_refund(engine: Engine, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
+def create_refund(
+    engine: Engine, params: dict[str, Any], origin: Origin, status: str = "succeeded"
+) -> dict[str, Any]:
+    """`status` is how new refunds start: `succeeded`, or `pending` (the sandbox's
+    `refund_status` setting) until `/_sandbox/refunds/{id}/fail` or `…/succeed`."""
     check_known(params, REFUND_CREATE)
     charge = _charge_to_refund(engine, params)
     remaining = charge["amount"] - charge["amount_refunded"]
@@ -54,6 +58,7 @@ def create_refund(engine: Engine, params: dict[str, Any], origin: Origin) -> dic
         reason=get_str(params, "reason", choices=REASONS),
         metadata=get_metadata(params),
     )
+    refund["status"] = status
     engine.store.order_keys[refund["id"]] = engine.order_key(charge["id"])
     engine.store.put(refund)
     charge["amount_refunded"] += amount
@@ -62,6 +67,39 @@ def create_refund(engine: Engine, params: dict[str, Any], origin: Origin) -> dic
     engine.emit("charge.refunded", charge, origin)
     engine.emit("refund.created", refund, origin)
     return refund
+
+
+def finish_refund(engine: Engine, rid: str, outcome: str, reason: str | None) -> dict[str, Any]:
+    """A pending refund ends: `succeeded`, or `failed` (its amount goes back to the charge's
+    refundable amount), with the events Stripe sends: `refund.updated`, then for a failure
+    `refund.failed`, and `charge.refund.updated` (the refund object, as its name says)."""
+    refund = engine.find("refund", rid, "refund", "refund")
+    if refund["status"] != "pending":
+        raise StripeError(
+            f"Refund {rid} is {refund['status']}; only a pending refund can {outcome[:-2]}.",
+            code="refund_unexpected_state",
+            param="refund",
+        )
+    refund["status"] = outcome
+    if outcome == "failed":
+        refund["failure_reason"] = reason or "expired_or_canceled_card"
+        refund["failure_balance_transaction"] = shapes.new_id("txn_")
+        charge = engine.find("charge", refund["charge"], "charge", "charge")
+        charge["amount_refunded"] -= refund["amount"]
+        charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+    engine.store.dirty = True
+    _sync_charge_list(engine, refund)
+    engine.emit("refund.updated", refund, AUTOMATIC, previous={"status": "pending"})
+    if outcome == "failed":
+        engine.emit("refund.failed", refund, AUTOMATIC)
+    engine.emit("charge.refund.updated", refund, AUTOMATIC, previous={"status": "pending"})
+    return refund
+
+
+def _sync_charge_list(engine: Engine, refund: dict[str, Any]) -> None:
+    charge = engine.find("charge", refund["charge"], "charge", "charge")
+    listed = charge["refunds"]["data"]
+    charge["refunds"]["data"] = [dict(refund) if r["id"] == refund["id"] else r for r in listed]
 
 
 def _charge_to_refund(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,9 @@ class Runtime:
     fail_rate: float
     # Answer the next N API requests with a 500, whatever fail_rate says: deterministic tests.
     fail_next: int = 0
+    # How new refunds start: "succeeded" (card refunds in test mode) or "pending", until
+    # POST /_sandbox/refunds/{id}/fail or …/succeed ends them.
+    refund_status: str = "succeeded"
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings) -> Runtime:
@@ -134,6 +137,12 @@ def _check_count(value: object) -> int:
     return value
 
 
+def _check_refund_status(value: object) -> str:
+    if value not in ("succeeded", "pending"):
+        raise SettingsError(f'refund_status must be "succeeded" or "pending", got {value!r}')
+    return value
+
+
 _RUNTIME_CHECKS = {
     "webhook_urls": check_urls,
     "webhook_secret": check_secret,
@@ -141,4 +150,5 @@ _RUNTIME_CHECKS = {
     "latency_ms": check_latency,
     "fail_rate": check_fail_rate,
     "fail_next": _check_count,
+    "refund_status": _check_refund_status,
 }

@@ -179,6 +179,7 @@ def sandbox(sandbox_proc: Sandbox, listener: Listener) -> Sandbox:
             "latency_ms": 0,
             "fail_rate": 0.0,
             "fail_next": 0,
+            "refund_status": "succeeded",
         },
     )
     listener.clear()  # a retry of the previous test may have landed before the reset

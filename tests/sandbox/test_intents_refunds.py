@@ -136,3 +136,50 @@ def test_refund_needs_a_successful_charge(client):
     with pytest.raises(stripe.InvalidRequestError) as err:
         client.v1.refunds.create({"charge": "ch_nope"})
     assert err.value.http_status == 404
+
+
+def test_a_pending_refund_fails_with_the_events_stripe_sends(client, sandbox, listener):
+    """Stripe's refunds can stay pending and fail later (refund.failed and friends, API
+    2024-10-28): the refunded amount goes back to the charge."""
+    session = client.v1.checkout.sessions.create(session_params())
+    sandbox.pay(session.id)
+    intent = client.v1.payment_intents.retrieve(session.payment_intent)
+    sandbox.control("config", {"refund_status": "pending"})
+    refund = client.v1.refunds.create({"payment_intent": intent.id, "amount": 1000})
+    assert refund.status == "pending"
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert charge.amount_refunded == 1000  # pending refunds count at Stripe too
+
+    failed = sandbox.control(f"refunds/{refund.id}/fail")
+    assert (failed["status"], failed["failure_reason"]) == ("failed", "expired_or_canceled_card")
+    assert client.v1.refunds.retrieve(refund.id).status == "failed"
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.amount_refunded, charge.refunded) == (0, False)
+    assert charge.refunds.data[0].status == "failed"
+    listener.wait_types(4, refund.id)
+    types = [t for t in listener.types(intent.id) if "refund" in t]
+    assert types == [
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refund.updated",
+    ]
+    updated = listener.find("refund.updated", refund.id)
+    assert updated.data.previous_attributes.to_dict() == {"status": "pending"}
+
+    again = client.v1.refunds.create({"payment_intent": intent.id})  # refundable again
+    assert again.amount == 3000
+    twice = sandbox.http.post(f"{sandbox.url}/_sandbox/refunds/{refund.id}/fail", json={})
+    assert twice.status_code == 400  # only a pending refund can fail
+
+
+def test_a_pending_refund_can_succeed(client, sandbox, listener):
+    session = client.v1.checkout.sessions.create(session_params())
+    sandbox.pay(session.id)
+    sandbox.control("config", {"refund_status": "pending"})
+    refund = client.v1.refunds.create({"payment_intent": session.payment_intent})
+    assert sandbox.control(f"refunds/{refund.id}/succeed")["status"] == "succeeded"
+    assert client.v1.refunds.retrieve(refund.id).status == "succeeded"
+    bad = sandbox.http.post(f"{sandbox.url}/_sandbox/config", json={"refund_status": "later"})
+    assert bad.status_code == 400

@@ -7,25 +7,20 @@ bcrypt never blocks the event loop; no transaction is held while bcrypt works.
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass
-from datetime import timedelta
 
 import bcrypt
-from peewee import Case, IntegrityError
+from peewee import IntegrityError
 
 from shopctl.config import Settings
 from shopctl.db import write_transaction
-from shopctl.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
-from shopctl.models import LoginThrottle, User, utcnow
+from shopctl.errors import Conflict, InvalidInput, Unauthorized
+from shopctl.models import User, utcnow
 from shopctl.schemas import Login, PasswordChange, Registration
-from shopctl.services.accounts import tokens
+from shopctl.services.accounts import throttle, tokens
 from shopctl.services.common import iso
 
 BAD_CREDENTIALS = "Invalid email or password"
-THROTTLE_WINDOW = timedelta(minutes=15)
-EMAIL_LIMIT = 5  # failed logins per account per window
-ADDRESS_LIMIT = 20  # failed logins per client address per window (shared NATs need room)
+DUPLICATE_EMAIL = "A user with this email already exists"
 ROLES = ("USER", "ADMIN")
 
 
@@ -75,90 +70,33 @@ def _check_credentials(settings: Settings, user: User | None, password: str) -> 
 # --- registration ---------------------------------------------------------------------------
 
 
-def register(settings: Settings, data: Registration, role: str = "USER") -> dict:
-    """Create an account (`POST /user`, `shopctl users create`); 409 if the email is taken."""
+def register(
+    settings: Settings, data: Registration, role: str = "USER", address: str | None = None
+) -> dict:
+    """Create an account (`POST /user`, `shopctl users create`); 409 if the email is taken.
+
+    From the API (`address` given) each attempt counts against the client address's
+    registration limit first; bcrypt runs only for a registration that can succeed, so a
+    flood of duplicates or refused attempts costs the shop a few queries each.
+    """
     if role not in ROLES:
         raise InvalidInput([{"path": "role", "message": f"Role must be one of {', '.join(ROLES)}"}])
+    if address and settings.registration_rate:
+        limit = throttle.rate_limit(
+            "register", address, settings.registration_rate, "registrations from your address"
+        )
+        throttle.hit([limit])
+    if User.select().where(User.email == data.email).exists():
+        raise Conflict(DUPLICATE_EMAIL)
     password_hash = hash_password(settings, data.password)
     try:
         with write_transaction():
             user = User.create(
                 email=data.email, password_hash=password_hash, name=data.name, role=role
             )
-    except IntegrityError:
-        raise Conflict("A user with this email already exists") from None
+    except IntegrityError:  # registered meanwhile
+        raise Conflict(DUPLICATE_EMAIL) from None
     return user_dict(user)
-
-
-# --- failed-login throttle ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Limit:
-    key: str
-    allowed: int
-
-
-def login_limits(email: str, address: str | None) -> list[Limit]:
-    limits = [Limit(f"email:{email}", EMAIL_LIMIT)]
-    if address:
-        limits.append(Limit(f"ip:{address}", ADDRESS_LIMIT))
-    return limits
-
-
-def _count_attempt(key: str, now) -> None:
-    """One more attempt for `key`, atomically (an upsert; a stale window starts over)."""
-    stale = LoginThrottle.window_started_at <= now - THROTTLE_WINDOW
-    (
-        LoginThrottle.insert(key=key, failures=1, window_started_at=now)
-        .on_conflict(
-            conflict_target=[LoginThrottle.key],
-            update={
-                LoginThrottle.failures: Case(None, [(stale, 1)], LoginThrottle.failures + 1),
-                LoginThrottle.window_started_at: Case(
-                    None, [(stale, now)], LoginThrottle.window_started_at
-                ),
-            },
-        )
-        .execute()
-    )
-
-
-def begin_attempt(limits: list[Limit]) -> None:
-    """Count an attempt before checking the password, or refuse with 429.
-
-    Counting first (and giving success back afterwards) means parallel guesses cannot
-    all slip through before the first failure is written: the counter is exact.
-    """
-    now = utcnow()
-    with write_transaction():
-        for limit in limits:
-            _count_attempt(limit.key, now)
-        rows = {
-            r.key: r
-            for r in LoginThrottle.select().where(
-                LoginThrottle.key.in_([limit.key for limit in limits])
-            )
-        }
-    over = [rows[limit.key] for limit in limits if rows[limit.key].failures > limit.allowed]
-    if over:
-        ends = max(row.window_started_at for row in over) + THROTTLE_WINDOW
-        retry_after = max(1, math.ceil((ends - now).total_seconds()))
-        raise TooManyRequests(
-            f"Too many failed login attempts; try again in {retry_after} seconds", retry_after
-        )
-
-
-def attempt_succeeded(limits: list[Limit]) -> None:
-    """A success resets the account's counter and gives the address its attempt back."""
-    account, *others = limits
-    with write_transaction():
-        LoginThrottle.delete().where(LoginThrottle.key == account.key).execute()
-        for limit in others:
-            given_back = Case(None, [(LoginThrottle.failures > 0, LoginThrottle.failures - 1)], 0)
-            LoginThrottle.update(failures=given_back).where(
-                LoginThrottle.key == limit.key
-            ).execute()
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -166,13 +104,13 @@ def attempt_succeeded(limits: list[Limit]) -> None:
 
 def login(settings: Settings, data: Login, address: str | None) -> dict:
     """`{accessToken, refreshToken, user}`; one message for a wrong email or password."""
-    limits = login_limits(data.email, address)
-    begin_attempt(limits)
+    limits = throttle.login_limits(data.email, address)
+    throttle.hit(limits)  # counted before the password is checked; a success gives it back
     user = User.get_or_none(User.email == data.email)
     if not _check_credentials(settings, user, data.password):
         raise Unauthorized(BAD_CREDENTIALS)
     with write_transaction():
-        attempt_succeeded(limits)
+        _attempt_succeeded(limits)
         tokens.prune_expired_sessions(user)
         refresh_token, family_id = tokens.open_session(settings, user)
     return {
@@ -197,17 +135,29 @@ def logout(settings: Settings, refresh_token: str | None) -> None:
         tokens.revoke_token_family(settings, refresh_token)
 
 
+def _attempt_succeeded(limits: list[throttle.Limit]) -> None:
+    """A success clears the (account, address) pair and gives the others their attempt
+    back; the account's ceiling keeps counting what others failed."""
+    account, *others = limits
+    throttle.forget(others[:1])
+    throttle.give_back([account, *others[1:]])
+
+
 def change_password(
-    settings: Settings, user_id: str, session_id: str | None, data: PasswordChange
+    settings: Settings,
+    user_id: str,
+    session_id: str | None,
+    data: PasswordChange,
+    address: str | None = None,
 ) -> None:
     """Check the old password, set the new one, end every other session of the user."""
     user = User.get_by_id(user_id)
-    limits = login_limits(user.email, None)
-    begin_attempt(limits)
+    limits = throttle.login_limits(user.email, address)
+    throttle.hit(limits)
     if not password_matches(data.old_password, user.password_hash):
         raise InvalidInput([{"path": "oldPassword", "message": "Old password is incorrect"}])
     new_hash = hash_password(settings, data.new_password)
     with write_transaction():
         User.update(password_hash=new_hash, updated_at=utcnow()).where(User.id == user.id).execute()
         tokens.revoke_user_sessions(user, keep_family=session_id)
-        attempt_succeeded(limits)
+        _attempt_succeeded(limits)

@@ -50,6 +50,8 @@ def issue_access_token(settings: Settings, user: User, session_id: str | None = 
 
 def access_claims(settings: Settings, token: str) -> dict:
     """Verified claims of an access token, or Unauthorized."""
+    if not token.isascii():  # a JWT is ASCII; header bytes that are not arrive as surrogates
+        raise Unauthorized("Invalid access token")
     try:
         claims = jwt.decode(
             token,
@@ -103,7 +105,10 @@ def authenticate(settings: Settings, token: str) -> tuple[User, str | None]:
 
 def refresh_digest(settings: Settings, token: str) -> str:
     key = settings.jwt_refresh_secret.encode()
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+    # Ours are ASCII; anything else (bytes from a cookie that were not UTF-8 arrive as
+    # surrogates) matches no row, whatever its digest.
+    raw = token.encode("utf-8", "surrogatepass")
+    return hmac.new(key, raw, hashlib.sha256).hexdigest()
 
 
 def open_session(settings: Settings, user: User, family_id: str | None = None) -> tuple[str, str]:

@@ -35,7 +35,8 @@ CANCELED, EXPIRED, REFUNDED = "CANCELED", "EXPIRED", "REFUNDED"
 
 # Which status may follow which. `transition()` refuses anything else with Conflict, so a
 # bug (or a reordered webhook) can never move an order backwards, e.g. PAID → UNPAID.
-# EXPIRED/CANCELED/FAILED → PAID/REFUNDED are the late-payment outcomes (SPEC).
+# EXPIRED/CANCELED/FAILED → PAID/REFUNDED are the late-payment outcomes (SPEC);
+# REFUNDED → PAID is a refund that failed or was canceled after it counted.
 ALLOWED: dict[str, frozenset[str]] = {
     UNPAID: frozenset({PROCESSING, PAID, FAILED, CANCELED, EXPIRED}),
     PROCESSING: frozenset({PAID, FAILED}),
@@ -43,7 +44,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     FAILED: frozenset({PAID, REFUNDED}),
     EXPIRED: frozenset({PAID, REFUNDED}),
     CANCELED: frozenset({PAID, REFUNDED}),
-    REFUNDED: frozenset(),
+    REFUNDED: frozenset({PAID}),
 }
 
 

@@ -18,7 +18,15 @@ from peewee import IntegrityError
 
 from shopctl.config import Settings
 from shopctl.db import write_transaction
-from shopctl.errors import Conflict, Gone, NotChargeable, NotFound, ShopError, Unprocessable
+from shopctl.errors import (
+    Conflict,
+    Gone,
+    InvalidInput,
+    NotChargeable,
+    NotFound,
+    ShopError,
+    Unprocessable,
+)
 from shopctl.models import (
     Order,
     OrderHistory,
@@ -32,7 +40,7 @@ from shopctl.models import (
 )
 from shopctl.money import chargeable_problem
 from shopctl.money import currency as currency_rules
-from shopctl.schemas import OrderLine, OrderListQuery
+from shopctl.schemas import MAX_LINE_QUANTITY, OrderLine, OrderListQuery
 from shopctl.services.common import Page, iso
 from shopctl.services.orders.lifecycle import (
     CANCELED,
@@ -45,6 +53,8 @@ from shopctl.services.orders.lifecycle import (
     take_stock,
     transition,
 )
+from shopctl.services.orders.limits import check_order_limits
+from shopctl.services.orders.money_views import refunds_by_order
 
 ORDER_NOT_FOUND = "Order not found"
 
@@ -92,10 +102,23 @@ def place_order(
 
 
 def aggregate_lines(items: Iterable[OrderLine]) -> dict[str, int]:
-    """Product id → total quantity; repeated lines for one product become one."""
+    """Product id → total quantity; repeated lines for one product become one, which must
+    keep to the per-line limit too (100 lines of 10,000 are not one line of 1,000,000)."""
     quantities: dict[str, int] = defaultdict(int)
     for line in items:
         quantities[line.product_id] += line.quantity
+    over = [(pid, n) for pid, n in quantities.items() if n > MAX_LINE_QUANTITY]
+    if over:
+        raise InvalidInput(
+            [
+                {
+                    "path": "items",
+                    "message": f"product {pid}: {n:,} units over its lines; "
+                    f"at most {MAX_LINE_QUANTITY:,} of one product per order",
+                }
+                for pid, n in over
+            ]
+        )
     return dict(quantities)
 
 
@@ -118,12 +141,13 @@ def _create_order(settings, user, quantities, pay_later, actor, key, request_has
     """The order, its items, payment, ledger rows and first history row: one UPDATE of the
     products and (on PostgreSQL) one INSERT statement, whatever the number of lines."""
     currency = settings.stripe_currency
+    now = utcnow()
+    check_order_limits(settings, user, now)
     taken = take_stock(quantities, currency=currency)
     if len(taken) < len(quantities):
         _refuse(settings, quantities, taken)
     amount = sum(taken[pid][1] * quantity for pid, quantity in quantities.items())
     _check_total(settings, amount, {taken[pid][1] for pid in quantities})
-    now = utcnow()
     order = Order(
         id=new_id(),
         user=user.id,
@@ -317,7 +341,7 @@ def list_orders(user: User, params: OrderListQuery) -> tuple[list[dict], dict]:
 
 
 def orders_json(orders: Sequence[Order]) -> list[dict]:
-    """Orders with items and payment, in three queries whatever the number of orders."""
+    """Orders with items, payment and refunds, in four queries whatever their number."""
     ids = [order.id for order in orders]
     items: dict[str, list[OrderItem]] = defaultdict(list)
     payments: dict[str, Payment] = {}
@@ -327,7 +351,11 @@ def orders_json(orders: Sequence[Order]) -> list[dict]:
         ):
             items[item.order_id].append(item)
         payments = {p.order_id: p for p in Payment.select().where(Payment.order.in_(ids))}
-    return [order_json(order, items[order.id], payments.get(order.id)) for order in orders]
+    refunds = refunds_by_order(ids)
+    return [
+        order_json(order, items[order.id], payments.get(order.id)) | {"refunds": refunds[order.id]}
+        for order in orders
+    ]
 
 
 def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None) -> dict:

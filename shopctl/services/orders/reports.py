@@ -8,6 +8,7 @@ from shopctl.errors import NotFound
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
 from shopctl.schemas import OrderSearch
 from shopctl.services.common import iso, resolve_id
+from shopctl.services.orders.money_views import reviews_of
 from shopctl.services.orders.placement import ORDER_NOT_FOUND, orders_json
 
 
@@ -69,6 +70,7 @@ def order_details(order_id: str) -> dict:
             "lateOutcome": payment.late_outcome,
             "paidAt": iso(payment.paid_at),
         }
+    details["reviews"] = reviews_of(order.id)
     history = order.history.order_by(OrderHistory.created_at, OrderHistory.id)
     details["history"] = [
         {

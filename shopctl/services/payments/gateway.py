@@ -170,6 +170,11 @@ def list_events_async(settings: Settings, params: dict):
     return bounded(settings, lambda c: c.v1.events.list_async(params))
 
 
+def list_refunds(settings: Settings, params: dict):
+    """One page of refunds (of a PaymentIntent)."""
+    return run(bounded(settings, lambda c: c.v1.refunds.list_async(params)))
+
+
 def list_events(settings: Settings, params: dict):
     return run(list_events_async(settings, params))
 

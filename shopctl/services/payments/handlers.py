@@ -15,7 +15,6 @@ the payment row is staged on the Context and written by one UPDATE when it retur
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache, partial, wraps
@@ -23,8 +22,8 @@ from functools import lru_cache, partial, wraps
 from peewee import Model, Node
 
 from shopctl.config import Settings
-from shopctl.db import database, execute_prepared, is_postgres
-from shopctl.models import Order, Payment, StripeEvent, utcnow
+from shopctl.db import execute_prepared, is_postgres
+from shopctl.models import Order, Payment, utcnow
 from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -37,6 +36,7 @@ from shopctl.services.orders.lifecycle import (
     rereserve_stock,
     transition,
 )
+from shopctl.services.payments import refund_ledger, verification
 from shopctl.services.payments.late_refunds import refund_late_payment
 
 LATE = (EXPIRED, CANCELED, FAILED)
@@ -53,6 +53,7 @@ class Context:
     changes: list[str] = field(default_factory=list)
     staged: dict = field(default_factory=dict)
     staged_for: str | None = None
+    outcome: str | None = None  # e.g. "flagged for review: …", stored with the event
 
     @property
     def obj(self) -> dict:
@@ -169,13 +170,14 @@ def _model(model: type[Model], values) -> Model:
 
 
 def claim(ctx: Context, *, session_id=None, intent_id=None) -> tuple[Order, Payment] | None:
-    """The matching order and its payment, both row-locked; Stripe's ids remembered."""
+    """The matching order and its payment, both row-locked; Stripe's ids remembered when
+    the object passes the payment check (verification.py)."""
     found = lock_payment(ctx.obj, session_id=session_id, intent_id=intent_id)
     if found is None:
         return None
     order, payment = found
     ctx.payment = payment
-    _link(ctx, payment, session_id, intent_id)
+    _link(ctx, order, payment, session_id, intent_id)
     return order, payment
 
 
@@ -185,35 +187,23 @@ def claim_session(ctx: Context) -> tuple[Order, Payment] | None:
     return claim(ctx, session_id=session.get("id"), intent_id=_id(session.get("payment_intent")))
 
 
-def _link(ctx: Context, payment: Payment, session_id: str | None, intent_id: str | None) -> None:
-    """Remember Stripe's ids the first time an event tells us them."""
-    if session_id and not payment.session_id:
+def _link(
+    ctx: Context, order: Order, payment: Payment, session_id: str | None, intent_id: str | None
+) -> None:
+    """Remember Stripe's ids the first time an event tells us them, if they are ours: a
+    session or PaymentIntent is adopted only when its amount, currency and metadata agree."""
+    new_session = session_id and not payment.session_id
+    new_intent = intent_id and not payment.payment_intent_id
+    if not (new_session or new_intent) or verification.mismatch(order, payment, ctx.obj):
+        return
+    if new_session:
         ctx.stage(payment, session_id=session_id)
-    if intent_id and not payment.payment_intent_id:
+    if new_intent:
         ctx.stage(payment, payment_intent_id=intent_id)
-        _adopt_early_refunds(ctx, payment)
-
-
-def _adopt_early_refunds(ctx: Context, payment: Payment) -> None:
-    """Dashboard refunds carry none of our metadata: a `charge.refunded` that came before
-    we knew the PaymentIntent was stored unmatched. Now that we know it, apply it."""
-    p = database.param
-    orphans = database.execute_sql(
-        f'SELECT "id", "payload" FROM "stripe_event" WHERE "type" = {p} AND "status" = {p} '
-        f'AND "payload" LIKE {p}',  # built by hand: peewee takes 0.14 ms to build it
-        ["charge.refunded", "IGNORED", f"%{payment.payment_intent_id}%"],
-    )
-    totals = [0]
-    for event_id, payload in orphans.fetchall():
-        charge = json.loads(payload)["data"]["object"]
-        if charge.get("payment_intent") == payment.payment_intent_id:
-            totals.append(charge.get("amount_refunded") or 0)
-            StripeEvent.update(
-                status="PROCESSED", payment=payment.id, last_error=None, processed_at=utcnow()
-            ).where(StripeEvent.id == event_id).execute()
-    total = min(max(totals), payment.amount_cents)
-    if total > payment.refunded_cents:
-        ctx.stage(payment, refunded_cents=total)
+        refund_ledger.adopt_early_refunds(order, payment)
+        total = min(refund_ledger.counted_total(payment.id), payment.amount_cents)
+        if total > payment.refunded_cents:
+            ctx.stage(payment, refunded_cents=total)
 
 
 def _move(
@@ -232,6 +222,11 @@ def _move(
 
 
 def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> None:
+    """Money arrived for `order`: checked first (verification.py), then applied once."""
+    problem = verification.mismatch(order, payment, ctx.obj)
+    if problem is not None:
+        flag_payment(ctx, order, payment, problem)
+        return
     if order.status in (PAID, REFUNDED):
         return
     if payment.late_outcome == "refund_pending":
@@ -258,6 +253,13 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
     ctx.followups.append(partial(_refund_late, payment.id, ctx.actor))
 
 
+def flag_payment(ctx: Context, order: Order, payment: Payment, problem: str) -> None:
+    """Keep what arrived for an operator; the order does not move."""
+    review = verification.flag(order, payment, ctx.obj, problem, event_id=ctx.event.get("id"))
+    ctx.outcome = f"flagged for review ({review.id}): {problem}"[:2000]
+    ctx.note(f"order {order.id}: payment not accepted, flagged for review: {problem}")
+
+
 def _set_late(ctx: Context, payment: Payment, outcome: str, **fields) -> None:
     ctx.stage(payment, late_outcome=outcome, **fields)
 
@@ -277,7 +279,7 @@ def session_completed(ctx: Context) -> None:
     order, payment = found
     if ctx.obj.get("payment_status") in ("paid", "no_payment_required"):
         apply_paid(ctx, order, payment, "checkout completed")
-    elif order.status == UNPAID:
+    elif order.status == UNPAID and verification.mismatch(order, payment, ctx.obj) is None:
         _move(
             ctx,
             order,
@@ -341,33 +343,3 @@ def intent_failed(ctx: Context) -> None:
     message = error.get("message") or error.get("code") or "payment failed"
     ctx.stage(payment, attempts=Payment.attempts + 1, last_error=str(message)[:1000])
     ctx.note(f"payment {payment.id}: attempt failed ({message})")
-
-
-@handles("charge.refunded")
-def charge_refunded(ctx: Context) -> None:
-    """Also for Dashboard refunds (no metadata of ours): the charge's total is the truth."""
-    charge = ctx.obj
-    found = claim(ctx, intent_id=_id(charge.get("payment_intent")))
-    if found is None:
-        return
-    order, payment = found
-    refunded = charge.get("amount_refunded")
-    if not isinstance(refunded, int) or refunded < 0:
-        return
-    apply_refunded_total(ctx, order, payment, refunded)
-
-
-def apply_refunded_total(ctx: Context, order: Order, payment: Payment, refunded: int) -> None:
-    """Record Stripe's refunded total (never less than we know); full → REFUNDED.
-
-    Also called outside a handler (operator refund, reconcile): it writes what it staged.
-    """
-    total = min(max(payment.refunded_cents, refunded), payment.amount_cents)
-    if total > payment.refunded_cents:
-        ctx.stage(payment, refunded_cents=total)
-        ctx.note(f"payment {payment.id}: refunded {total} of {payment.amount_cents}")
-    if total >= payment.amount_cents and order.status in (PAID, *LATE):
-        _move(ctx, order, payment, REFUNDED, "refunded at Stripe", REFUNDED)
-        if payment.late_outcome == "refund_pending":
-            _set_late(ctx, payment, "refunded")
-    ctx.flush()

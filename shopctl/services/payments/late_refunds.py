@@ -7,7 +7,7 @@ from shopctl.db import write_transaction
 from shopctl.errors import ShopError
 from shopctl.models import Payment, utcnow
 from shopctl.services.orders.lifecycle import REFUNDED, lock_order, transition
-from shopctl.services.payments import gateway
+from shopctl.services.payments import gateway, refund_ledger
 
 
 def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> None:
@@ -29,12 +29,13 @@ def refund_late_payment(settings: Settings, payment_id: str, *, actor: str) -> N
         },
     }
     try:
-        gateway.create_refund(settings, params, f"late-refund:{payment.id}")
+        refund = gateway.create_refund(settings, params, f"late-refund:{payment.id}").to_dict()
     except stripe.StripeError as exc:
         raise gateway.provider_error(exc) from None
     with write_transaction():
         order = lock_order(payment.order_id)
         payment = Payment.get_by_id(payment_id)
+        refund_ledger.record(order, payment, refund, actor)
         if payment.late_outcome != "refund_pending":
             return
         transition(

@@ -19,9 +19,12 @@ from shopctl.services.orders.lifecycle import (
     UNPAID,
     lock_order,
 )
-from shopctl.services.payments import gateway
-from shopctl.services.payments.handlers import Context, apply_refunded_total
+from shopctl.services.payments import gateway, refund_ledger, verification
+from shopctl.services.payments.handlers import Context
+from shopctl.services.payments.refund_events import settle_refunds
+from shopctl.services.payments.refunds import resume_pending, unanswered_refunds
 from shopctl.services.payments.sessions import apply_stripe_state
+from shopctl.services.payments.settle import accepted
 from shopctl.services.payments.sync import RETENTION
 
 
@@ -57,7 +60,7 @@ def _candidates(window: timedelta) -> list[tuple[Order, Payment]]:
         .where(
             Payment.session_id.is_null(False)
             & (Order.created_at >= since)
-            & Order.status.in_((*OPEN_STATUSES, PAID))
+            & Order.status.in_((*OPEN_STATUSES, PAID, REFUNDED))
         )
     )
     return [(payment.order, payment) for payment in query]
@@ -73,6 +76,9 @@ def _session_gap(order: Order, payment: Payment, session: dict) -> Discrepancy |
             f"Stripe {session.get('amount_total')} vs ours {payment.amount_cents}",
             "investigate: the session does not match the order",
         )
+    mismatched = paid and verification.mismatch(order, payment, session)
+    if mismatched and verification.reviewed(_intent_of(session), session.get("id")):
+        return None  # flagged already: listed with its settle command (flagged_payments)
     if paid and order.status in OPEN_STATUSES and payment.late_outcome is None:
         return Discrepancy(
             order.id,
@@ -92,22 +98,41 @@ def _session_gap(order: Order, payment: Payment, session: dict) -> Discrepancy |
     return None
 
 
+def _intent_of(session: dict) -> str | None:
+    intent = session.get("payment_intent")
+    return intent.get("id") if isinstance(intent, dict) else intent
+
+
 def _refund_gap(settings: Settings, order: Order, payment: Payment) -> Discrepancy | None:
     if not payment.payment_intent_id or order.status not in (PAID, REFUNDED):
         return None
     intent = gateway.retrieve_payment_intent(settings, payment.payment_intent_id).to_dict()
     charge = intent.get("latest_charge")
     refunded = charge.get("amount_refunded") if isinstance(charge, dict) else None
-    if isinstance(refunded, int) and refunded > payment.refunded_cents:
+    if isinstance(refunded, int) and refunded != payment.refunded_cents:
         return Discrepancy(
             order.id,
             payment.id,
-            "refunded-at-stripe",
+            "refunds-differ",
             f"{refunded} refunded at Stripe, {payment.refunded_cents} here",
             "shopctl payments reconcile --apply",
             stripe_refunded=refunded,
         )
     return None
+
+
+def _apply_refunds(settings: Settings, gap: Discrepancy, actor: str) -> None:
+    """Every refund of the payment as Stripe has it now, then the total and status."""
+    payment = Payment.get_by_id(gap.payment_id)
+    # One page within the deadline: 100 is Stripe's largest, more than a payment's refunds.
+    params = {"payment_intent": payment.payment_intent_id, "limit": 100}
+    refunds = [refund.to_dict() for refund in gateway.list_refunds(settings, params).data]
+    with write_transaction():
+        order = lock_order(gap.order_id)
+        payment = Payment.get_by_id(gap.payment_id)
+        for refund in refunds:
+            refund_ledger.record(order, payment, refund, actor)
+        settle_refunds(Context(settings, {}, actor=actor), order, payment)
 
 
 def _apply(settings: Settings, gap: Discrepancy, session: dict) -> None:
@@ -116,12 +141,8 @@ def _apply(settings: Settings, gap: Discrepancy, session: dict) -> None:
         apply_stripe_state(settings, "checkout.session.completed", session, actor)
     elif gap.kind == "expired-at-stripe":
         apply_stripe_state(settings, "checkout.session.expired", session, actor)
-    elif gap.kind == "refunded-at-stripe":
-        with write_transaction():
-            order = lock_order(gap.order_id)
-            payment = Payment.get_by_id(gap.payment_id)
-            context = Context(settings, {}, actor=actor)
-            apply_refunded_total(context, order, payment, gap.stripe_refunded)
+    elif gap.kind == "refunds-differ":
+        _apply_refunds(settings, gap, actor)
     else:
         return
     gap.applied = True
@@ -145,6 +166,11 @@ def reconcile(
         if apply:
             _apply(settings, gap, session)
         found.append(gap)
+    found += _unanswered(settings, apply)
+    try:
+        found += flagged_payments(settings)
+    except stripe.StripeError as exc:
+        raise _stopped(exc, found) from None
     return found
 
 
@@ -159,3 +185,57 @@ def _stopped(exc, found: list[Discrepancy]) -> Exception:
             f"difference(s), {applied} applied; rerunning is safe"
         )
     return error
+
+
+def _unanswered(settings: Settings, apply: bool) -> list[Discrepancy]:
+    """Operator refunds whose Stripe answer never came: asked again with the same key."""
+    found = []
+    for row in unanswered_refunds():
+        gap = Discrepancy(
+            row.order_id,
+            row.payment_id,
+            "refund-unanswered",
+            f"refund {row.id} of {row.amount_cents} reserved, Stripe's answer never came",
+            "shopctl payments reconcile --apply",
+        )
+        if apply:
+            after = resume_pending(settings, row.id)
+            gap.applied = after is not None and after.stripe_refund_id is not None
+        found.append(gap)
+    return found
+
+
+def flagged_payments(settings: Settings) -> list[Discrepancy]:
+    """Money we did not accept (verification.py), each with the command that settles it."""
+    found = []
+    for review in verification.open_reviews():
+        money = f"{review.amount_cents} {review.currency or '?'}"
+        ids = ", ".join(i for i in (review.session_id, review.payment_intent_id) if i)
+        detail = f"flagged: {review.reason} (arrived: {money}; {ids or 'no ids'})"
+        dismiss = f'shopctl payments settle {review.order_id} --dismiss --note "…"'
+        captured = 0 if accepted(review) else _captured(settings, review.payment_intent_id)
+        if accepted(review):
+            detail, fix = detail + "; its PaymentIntent is the order's accepted payment", dismiss
+        elif captured:
+            detail += f"; {captured} captured at Stripe"
+            fix = f"shopctl payments settle {review.order_id} --refund"
+        else:
+            detail, fix = detail + "; nothing captured at Stripe", dismiss
+        found.append(Discrepancy(review.order_id, review.payment_id, "flagged", detail, fix))
+    return found
+
+
+def _captured(settings: Settings, intent_id: str | None) -> int:
+    """What Stripe holds on a PaymentIntent (0 when there is none, or it took nothing)."""
+    import stripe
+
+    if not intent_id:
+        return 0
+    try:
+        intent = gateway.retrieve_payment_intent(settings, intent_id).to_dict()
+    except stripe.InvalidRequestError:
+        return 0
+    charge = intent.get("latest_charge")
+    if intent.get("status") != "succeeded" or not isinstance(charge, dict):
+        return 0
+    return max(0, (charge.get("amount_captured") or 0) - (charge.get("amount_refunded") or 0))

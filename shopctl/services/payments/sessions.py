@@ -142,11 +142,13 @@ def finish_cancel(
     """Cancel the order after Stripe was asked; the order JSON with a `stripe` note.
 
     When Stripe says the buyer already paid, the payment is applied instead and the
-    cancel is refused (Conflict).
+    cancel is refused (Conflict), unless the payment failed its check (verification.py):
+    then it is flagged for review and the cancel goes on.
     """
     if closing is not None and closing.outcome == PAID:
-        apply_stripe_state(settings, "checkout.session.completed", closing.session, actor)
-        raise Conflict("The order was paid at Stripe meanwhile; it was not canceled")
+        context = apply_stripe_state(settings, "checkout.session.completed", closing.session, actor)
+        if context.outcome is None:
+            raise Conflict("The order was paid at Stripe meanwhile; it was not canceled")
     order = orders.cancel_order(order_id, user=user, actor=actor)
     order["stripe"] = _note(order_id, closing)
     return order
@@ -221,10 +223,12 @@ def _skipped(session_id: str, first: Closing) -> Closing:
 def _verdict(settings: Settings, closing: Closing) -> Verdict:
     if closing.outcome == PAID:
         try:
-            apply_stripe_state(settings, "checkout.session.completed", closing.session, "cron")
+            context = apply_stripe_state(
+                settings, "checkout.session.completed", closing.session, "cron"
+            )
         except Exception as exc:  # this order's failure; the others go on
             return Verdict(False, error=f"{type(exc).__name__}: {exc}")
-        return Verdict(False)
+        return Verdict(context.outcome is not None)  # flagged for review: expiry goes on
     if closing.confirmed:
         return Verdict(True)
     return Verdict(True, warning=f"{closing.session_id}: {closing.outcome}: {closing.detail}")

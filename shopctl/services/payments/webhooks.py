@@ -26,6 +26,7 @@ from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
 from shopctl.prepared import PreparedStatement
 from shopctl.schemas import unstorable_text
+from shopctl.services.payments import refund_events  # noqa: F401  (registers its handlers)
 from shopctl.services.payments.handlers import HANDLERS, Context
 
 log = logging.getLogger("shopctl.webhooks")
@@ -246,7 +247,10 @@ def _settle(
             if isinstance(event, Outcome):  # a settled duplicate, or stored as ignored
                 return event
             status, context = _apply(settings, event)
-            note = None if status == PROCESSED else _ignored_reason(event["type"], context)
+            if status == PROCESSED:
+                note = context.outcome
+            else:
+                note = _ignored_reason(event["type"], context)
             payment = context.payment if context else None
             _mark(event_id, status, note, payment.id if payment else None)
     except Exception as exc:

@@ -6,7 +6,9 @@ from shopctl.config import Settings
 from shopctl.services.catalog.ledger import check_ledger
 from shopctl.services.common import Report
 from shopctl.services.payments.event_log import check_webhooks
+from shopctl.services.payments.verification import check_reviews
 from shopctl.services.system.checks import check_configuration, check_database
+from shopctl.services.system.retention import check_retention
 
 
 def run_checks(settings: Settings) -> Report:
@@ -16,4 +18,6 @@ def run_checks(settings: Settings) -> Report:
         return report
     check_ledger(report)
     check_webhooks(report)
+    check_reviews(report)
+    check_retention(settings, report)
     return report

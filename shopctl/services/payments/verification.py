@@ -1,0 +1,184 @@
+"""Nothing becomes PAID on Stripe's word alone: the one check every payment passes.
+
+A signed event proves that Stripe sent it, not that it pays this order: a session for
+another amount or currency, an unknown session that names our `metadata.paymentId`, a
+PaymentIntent created elsewhere. Every path that applies a payment (webhook, `events
+replay`, `events sync`, `payments reconcile --apply`, a cancel or an expiry that finds
+the session paid) goes through the handlers, and the handlers ask `mismatch()` first:
+
+* the amount and currency equal the order's (for a session with `currency_conversion`,
+  Adaptive Pricing before API version 2025-03-31, its source amount and currency);
+* the session id and the PaymentIntent id equal the stored ones once we know them;
+* metadata that names an order or a payment names this one, and a PaymentIntent we do
+  not know yet is adopted only when its metadata names this payment.
+
+On a mismatch the order does not move: `flag()` keeps what arrived as a `PaymentReview`
+(OPEN until an operator refunds or dismisses it: `shopctl payments settle`), the event is
+stored as processed with that outcome, and `shopctl doctor` fails naming the order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shopctl.models import Order, Payment, PaymentReview, utcnow
+from shopctl.services.common import Report
+from shopctl.services.orders.money_views import review_json  # noqa: F401  (re-exported)
+
+OPEN, REFUNDED, DISMISSED = "OPEN", "REFUNDED", "DISMISSED"
+PAYING = ("checkout.session", "payment_intent", "charge")
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """What a Stripe object says about money: amount, currency, ids and our metadata."""
+
+    kind: str
+    amount: object
+    currency: object
+    session_id: str | None
+    intent_id: str | None
+    metadata: dict
+
+    def as_json(self) -> dict:
+        return {
+            "amountCents": self.amount if isinstance(self.amount, int) else None,
+            "currency": self.currency if isinstance(self.currency, str) else None,
+            "sessionId": self.session_id,
+            "paymentIntentId": self.intent_id,
+        }
+
+
+def _id(value) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value[:255] if isinstance(value, str) and value else None
+
+
+def arrived(obj: dict) -> Arrived:
+    kind = obj.get("object") if isinstance(obj.get("object"), str) else "unknown"
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    if kind == "checkout.session":
+        amount, currency = obj.get("amount_total"), obj.get("currency")
+        conversion = obj.get("currency_conversion")
+        if isinstance(conversion, dict) and conversion.get("source_currency"):
+            amount, currency = conversion.get("amount_total"), conversion["source_currency"]
+        return Arrived(
+            kind, amount, currency, _id(obj.get("id")), _id(obj.get("payment_intent")), metadata
+        )
+    if kind == "payment_intent":
+        intent = _id(obj.get("id"))
+        return Arrived(kind, obj.get("amount"), obj.get("currency"), None, intent, metadata)
+    if kind in ("charge", "refund"):
+        intent = _id(obj.get("payment_intent"))
+        return Arrived(kind, obj.get("amount"), obj.get("currency"), None, intent, metadata)
+    return Arrived(kind, None, None, None, None, metadata)
+
+
+def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
+    """Why `obj` cannot pay `order` (its payment), or None when everything agrees."""
+    what = arrived(obj)
+    if what.kind not in PAYING:
+        return f"a {what.kind} object cannot pay an order"
+    problems = []
+    amount, currency = what.amount, what.currency
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        problems.append("no amount")
+    elif amount != order.amount_cents:
+        problems.append(f"amount {amount} is not the order's {order.amount_cents}")
+    if not isinstance(currency, str):
+        problems.append("no currency")
+    elif currency.lower() != order.currency.lower():
+        problems.append(f"currency {currency.lower()} is not the order's {order.currency}")
+    if payment.session_id and what.session_id and what.session_id != payment.session_id:
+        problems.append(f"session {what.session_id} is not the order's {payment.session_id}")
+    known_intent = payment.payment_intent_id
+    if known_intent and what.intent_id and what.intent_id != known_intent:
+        problems.append(f"PaymentIntent {what.intent_id} is not the order's {known_intent}")
+    named_payment, named_order = what.metadata.get("paymentId"), what.metadata.get("orderId")
+    if named_payment is not None and named_payment != payment.id:
+        problems.append(f"metadata names payment {str(named_payment)[:60]}")
+    if named_order is not None and named_order != order.id:
+        problems.append(f"metadata names order {str(named_order)[:60]}")
+    adopting = what.kind == "payment_intent" and not known_intent
+    if adopting and named_payment != payment.id:
+        problems.append("a PaymentIntent we do not know must name this payment in its metadata")
+    return "; ".join(problems) or None
+
+
+def flag(
+    order: Order, payment: Payment, obj: dict, reason: str, *, event_id: str | None
+) -> PaymentReview:
+    """Keep what arrived for review (inside the handler's transaction); one per object.
+
+    The two "paid" events of one mismatched payment (session and PaymentIntent) make one
+    review: an open one naming the same session or PaymentIntent is reused.
+    """
+    what = arrived(obj)
+    existing = _open_review(payment, what)
+    if existing is not None:
+        return existing
+    return PaymentReview.create(
+        payment=payment.id,
+        order=order.id,
+        status=OPEN,
+        reason=reason[:500],
+        event_id=event_id[:255] if event_id else None,
+        amount_cents=what.as_json()["amountCents"],
+        currency=(what.currency[:10].lower() if isinstance(what.currency, str) else None),
+        session_id=what.session_id,
+        payment_intent_id=what.intent_id,
+        created_at=utcnow(),
+    )
+
+
+def _open_review(payment: Payment, what: Arrived) -> PaymentReview | None:
+    same = []
+    if what.session_id:
+        same.append(PaymentReview.session_id == what.session_id)
+    if what.intent_id:
+        same.append(PaymentReview.payment_intent_id == what.intent_id)
+    if not same:
+        same.append(PaymentReview.session_id.is_null() & PaymentReview.payment_intent_id.is_null())
+    condition = same[0]
+    for other in same[1:]:
+        condition |= other
+    query = PaymentReview.select().where(
+        (PaymentReview.payment == payment.id) & (PaymentReview.status == OPEN) & condition
+    )
+    return query.first()
+
+
+def reviewed(intent_id: str | None, session_id: str | None) -> bool:
+    """Whether a review (settled or not) names this PaymentIntent or session."""
+    conditions = []
+    if intent_id:
+        conditions.append(PaymentReview.payment_intent_id == intent_id)
+    if session_id:
+        conditions.append(PaymentReview.session_id == session_id)
+    if not conditions:
+        return False
+    condition = conditions[0] if len(conditions) == 1 else conditions[0] | conditions[1]
+    return PaymentReview.select().where(condition).exists()
+
+
+def open_reviews(order_id: str | None = None) -> list[PaymentReview]:
+    query = PaymentReview.select().where(PaymentReview.status == OPEN)
+    if order_id is not None:
+        query = query.where(PaymentReview.order == order_id)
+    return list(query.order_by(PaymentReview.created_at, PaymentReview.id))
+
+
+def check_reviews(report: Report) -> None:
+    """doctor: money Stripe reported that we did not accept, waiting for an operator."""
+    reviews = open_reviews()
+    orders = sorted({review.order_id for review in reviews})
+    shown = ", ".join(orders[:5]) + (f" and {len(orders) - 5} more" if len(orders) > 5 else "")
+    report.add(
+        "payment checks",
+        not reviews,
+        f"{len(reviews)} payment(s) flagged for review: order {shown}"
+        if reviews
+        else "every applied payment matched its order",
+        "shopctl payments reconcile (lists each with the command that settles it)",
+    )
