@@ -44,7 +44,7 @@ def test_cron_expires_the_real_session_at_stripe_and_returns_the_stock_once(
     make_overdue(Order.get_by_id(placed["orderId"]))
     result = cli("orders", "expire", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["expired"] == 1
+    assert json.loads(result.stdout)["expired"] == 1, result.output
     assert _session(stripe_stack, placed["sessionId"])["status"] == "expired"
     # The sandbox then sends checkout.session.expired: processed, and it changes nothing.
     wait_for(

@@ -206,7 +206,7 @@ def test_reconcile_applies_a_dashboard_refund_whose_webhook_never_came(stripe_st
     report = cli("payments", "reconcile", "--json")
     assert report.exit_code == 0, report.output
     [gap] = json.loads(report.output)
-    assert gap["kind"] == "refunded-at-stripe" and gap["applied"] is False
+    assert gap["kind"] == "refunds-differ" and gap["applied"] is False, gap
     assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 0
     applied = cli("payments", "reconcile", "--apply", "--json")
     assert applied.exit_code == 0, applied.output
