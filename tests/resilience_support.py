@@ -96,7 +96,8 @@ HOLDING = (UNPAID, PROCESSING, PAID)
 RELEASED = (EXPIRED, CANCELED, FAILED)
 
 # The SPEC's life-cycle diagram, edge by edge, plus its late-payment paragraph
-# (money for an EXPIRED/CANCELED order: PAID again, or REFUNDED when the stock is gone).
+# (money for an EXPIRED/CANCELED order: PAID again, or REFUNDED when the stock is gone),
+# which lifecycle.ALLOWED applies to a FAILED order too (its stock went back as well).
 SPEC_EDGES = {
     (UNPAID, PAID),
     (UNPAID, PROCESSING),
@@ -109,6 +110,8 @@ SPEC_EDGES = {
     (CANCELED, PAID),
     (EXPIRED, REFUNDED),
     (CANCELED, REFUNDED),
+    (FAILED, PAID),
+    (FAILED, REFUNDED),
     (REFUNDED, PAID),  # a refund that failed or was canceled (issue #15)
 }
 
@@ -154,12 +157,32 @@ def assert_stock_adds_up(stocked: dict[str, int]) -> None:
     assert order_stock_mismatches() == []
 
 
+def refunded_from() -> dict[str, str]:
+    """REFUNDED order id → the status its latest refund moved it from."""
+    rows = (
+        OrderHistory.select(OrderHistory.order, OrderHistory.from_status)
+        .where(OrderHistory.to_status == REFUNDED)
+        .order_by(OrderHistory.id)
+        .tuples()
+    )
+    return dict(rows)
+
+
 def assert_orders_hold_what_their_status_says() -> None:
+    """HOLDING statuses hold their stock, RELEASED ones gave it back, and a REFUNDED order
+    kept what it had: refunds do not return stock (refunded from PAID: still held)."""
+    before_refund = refunded_from()
     for order in Order.select(Order.id, Order.status, Order.stock_released):
         if order.status in HOLDING:
             assert not order.stock_released, f"{order.id} is {order.status} but gave its stock back"
         if order.status in RELEASED:
             assert order.stock_released, f"{order.id} is {order.status} but still holds stock"
+        if order.status == REFUNDED:
+            held = before_refund[order.id] in HOLDING
+            assert order.stock_released != held, (
+                f"{order.id} was refunded from {before_refund[order.id]}: its refund "
+                + ("returned the stock" if held else "took stock again")
+            )
 
 
 def assert_refunds_within_amounts() -> None:
@@ -193,6 +216,13 @@ def assert_histories_are_spec_paths() -> None:
 
 def row_counts() -> dict[str, int]:
     return {model._meta.table_name: model.select().count() for model in ALL_MODELS}
+
+
+def table_contents() -> dict[str, list]:
+    """Every table's rows, every column, in a stable order: equal means nothing changed."""
+    return {
+        model._meta.table_name: sorted(model.select().tuples(), key=repr) for model in ALL_MODELS
+    }
 
 
 # --- a private Stripe sandbox ------------------------------------------------------------

@@ -11,12 +11,14 @@ import asyncio
 import base64
 import functools
 import json
+import os
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import bcrypt
 import httpx
@@ -24,6 +26,7 @@ import jwt
 import pytest
 
 from shopctl.models import LoginThrottle, RefreshSession, User
+from tests.wire import Pending, wait_until, worker_connections
 
 PASSWORD = "Passw0rd!"
 FRONTEND = "http://localhost:3000"
@@ -178,18 +181,54 @@ def slow_hash() -> str:
 
 
 def test_bcrypt_runs_off_the_event_loop(http, server):
-    """A slow password check must not stall other requests on the same worker."""
+    """A slow password check must not stall other requests on the same worker: while it
+    runs, the welcome page answers and the login has not. Had bcrypt run on the event loop,
+    the login's answer would have been written before the welcome request was even read."""
     User.create(email="slow@example.com", password_hash=slow_hash())
-    with ThreadPoolExecutor(1) as pool, new_client(server) as client:
-        pending = pool.submit(login, client, "slow@example.com")
-        # The attempt is counted just before bcrypt starts: wait for that row.
-        deadline = time.monotonic() + 10
-        while not LoginThrottle.get_or_none(LoginThrottle.key == "email:slow@example.com"):
-            assert time.monotonic() < deadline, "the login never started"
-            time.sleep(0.01)
-        assert httpx.get(f"{server.url}/", timeout=5).status_code == 200
-        assert not pending.done(), "the welcome page waited for bcrypt"
-        assert pending.result().status_code == 200
+    port = int(server.url.rsplit(":", 1)[1])
+    body = {"email": "slow@example.com", "password": PASSWORD}
+    pending = Pending(port).send("POST", "/api/v1/auth/login", body)
+    # The attempt is counted just before bcrypt starts: wait for that row.
+    wait_until(
+        lambda: (
+            LoginThrottle.select().where(LoginThrottle.key.contains("slow@example.com")).exists()
+        ),
+        10,
+        "the login to start",
+    )
+    assert httpx.get(f"{server.url}/", timeout=5).status_code == 200
+    assert not pending.answered(), "the welcome page waited for bcrypt"
+    assert pending.response()[0] == 200
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_an_unknown_email_still_costs_one_bcrypt_check(start_server):
+    """Measured as the server's own CPU time (no patching): at cost 12 a check costs tens
+    of milliseconds, the rest of a login well under one; an unknown email must cost about
+    what a wrong password for a real account costs."""
+    with start_server(env={"BCRYPT_SALT_ROUNDS": "12"}) as live, new_client(live) as client:
+        assert register(client).status_code == 201
+        login(client, "warm-up@example.com")  # the stand-in hash is made once, here
+
+        def cpu_of(emails: list[str]) -> float:
+            before = _cpu_seconds(live.process.pid)
+            for email in emails:
+                assert login(client, email, "Wrong-pass1").status_code == 401
+            return _cpu_seconds(live.process.pid) - before
+
+        known = cpu_of(["alice@example.com"] * 3)
+        unknown = cpu_of([f"nobody{n}@example.com" for n in range(3)])
+        cheap = _cpu_seconds(live.process.pid)
+        for _ in range(3):
+            assert client.get("/health").status_code == 200
+        cheap = _cpu_seconds(live.process.pid) - cheap
+    assert known > 5 * max(cheap, 0.01), (known, cheap)  # bcrypt dominates a failed login
+    assert unknown > 0.5 * known, (unknown, known)
 
 
 # --- access tokens ---------------------------------------------------------------------------
@@ -408,10 +447,15 @@ def test_production_cookies_are_secure_and_samesite_none(settings, backend_url):
     credentials = {"email": "prod@example.com", "password": PASSWORD}
 
     async def cookies():
-        await client.post("/api/v1/user", json=credentials)
+        _, registered = await client.post("/api/v1/user", json=credentials)
+        assert registered.status == 201, registered.text
         _, logged_in = await client.post("/api/v1/auth/login", json=credentials)
+        assert logged_in.status == 200, logged_in.text
         _, logged_out = await client.post("/api/v1/auth/logout")
-        return set_cookies(logged_in) | {"cleared": set_cookies(logged_out)["accessToken"]}
+        assert logged_out.status == 200, logged_out.text
+        found = set_cookies(logged_in)
+        assert set(found) == {"accessToken", "refreshToken"}
+        return found | {"cleared": set_cookies(logged_out)["accessToken"]}
 
     for attributes in asyncio.run(cookies()).values():
         lowered = attributes.lower()
@@ -489,26 +533,59 @@ def test_cookie_authenticated_writes_from_another_site_are_refused(http):
 # --- failed-login rate limit -----------------------------------------------------------------
 
 
-def _fresh_login(url: str, email: str, password: str = "Wrong-pass1") -> httpx.Response:
-    """A login on a new connection, so a multi-worker server spreads them over workers."""
+def _attempt(connection: Pending, email: str, password: str = "Wrong-pass1") -> Pending:
     body = {"email": email, "password": password}
-    return httpx.post(f"{url}/api/v1/auth/login", json=body, timeout=30)
+    return connection.send("POST", "/api/v1/auth/login", body)
+
+
+def _status(pending: Pending) -> tuple[int, str | None]:
+    connection = pending.connection
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    return answer.status, answer.getheader("retry-after")
+
+
+def _alternating(by_worker: dict[int, list[Pending]]) -> list[Pending]:
+    """Each worker's connections in turn: A, B, A, B, …"""
+    return [c for pair in zip(*by_worker.values(), strict=False) for c in pair]
+
+
+def _register(server, email: str) -> None:
+    with new_client(server) as client:
+        assert register(client, email).status_code == 201
 
 
 def test_failed_logins_per_email_are_limited_across_two_workers(start_server):
+    """One by one, the two workers taking turns; then twelve guesses at once, six on each
+    worker: five are checked, seven refused (parallel guessing gains nothing)."""
     with start_server(workers=2) as server:
-        with new_client(server) as client:
-            assert register(client).status_code == 201
-        assert [_fresh_login(server.url, "alice@example.com").status_code for _ in range(5)] == [
-            401
-        ] * 5
-        limited = [_fresh_login(server.url, "Alice@example.com") for _ in range(8)]
-        limited.append(_fresh_login(server.url, "alice@example.com", PASSWORD))
-        assert {r.status_code for r in limited} == {429}
-        assert all(0 < int(r.headers["retry-after"]) <= 900 for r in limited)
-        assert _fresh_login(server.url, "someone-else@example.com").status_code == 401
+        _register(server, "alice@example.com")
+        _register(server, "bob@example.com")
+        # Each attempt on a connection a known worker accepted.
+        by_worker = worker_connections(server, per_worker=14)
+        connections = iter(_alternating({pid: c[:8] for pid, c in by_worker.items()}))
+        first = [_status(_attempt(next(connections), "alice@example.com")) for _ in range(5)]
+        assert [status for status, _ in first] == [401] * 5
+        limited = [_status(_attempt(next(connections), "Alice@example.com")) for _ in range(8)]
+        limited.append(_status(_attempt(next(connections), "alice@example.com", PASSWORD)))
+        assert {status for status, _ in limited} == {429}
+        assert all(0 < int(retry) <= 900 for _, retry in limited)
+        assert _status(_attempt(next(connections), "someone-else@example.com"))[0] == 401
+
+        parallel = _alternating({pid: c[8:] for pid, c in by_worker.items()})
+        barrier = threading.Barrier(len(parallel))
+
+        def guess(connection: Pending) -> int:
+            barrier.wait()
+            return _status(_attempt(connection, "bob@example.com"))[0]
+
+        with ThreadPoolExecutor(len(parallel)) as pool:
+            statuses = list(pool.map(guess, parallel))
+        assert sorted(statuses) == [401] * 5 + [429] * 7
     # Attempts refused by the limit are not counted: the five failures and the sixth.
     assert LoginThrottle.get_by_id("pair:alice@example.com|127.0.0.1").failures == 6
+    assert LoginThrottle.get_by_id("pair:bob@example.com|127.0.0.1").failures >= 5
 
 
 def test_failed_logins_per_address_are_limited(http):

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -200,14 +199,36 @@ def test_health_is_503_when_the_database_is_down(tmp_path):
         assert "Traceback" not in live.output()
 
 
-def test_sigterm_shuts_the_server_down_cleanly(start_server):
+def test_sigterm_finishes_the_request_in_flight_and_shuts_down_cleanly(start_server, db):
+    """A login is in flight (bcrypt at cost 13, about half a second, has started) on one
+    of two workers when the server gets SIGTERM: it is answered, then the server exits 0."""
+    import bcrypt
+
+    from shopctl.models import LoginThrottle, User
+    from tests.wire import wait_until, worker_connections
+
+    password = "Passw0rd!"
+    slow = bcrypt.hashpw(password.encode(), bcrypt.gensalt(13)).decode()
+    User.create(email="slow@example.com", password_hash=slow)
     with start_server(workers=2) as live:
-        deadline = time.monotonic() + 20
-        while live.output().count("Worker ready") < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert live.request("GET", "/health").status_code == 200
+        connections = worker_connections(live, per_worker=1)  # both workers are serving
+        pending = next(iter(connections.values()))[0]
+        body = {"email": "slow@example.com", "password": password}
+        pending.send("POST", "/api/v1/auth/login", body)
+        wait_until(
+            lambda: (
+                LoginThrottle.select()
+                .where(LoginThrottle.key.contains("slow@example.com"))
+                .exists()
+            ),
+            10,
+            "the login to start checking the password",
+        )
+        assert not pending.answered()
         live.process.send_signal(signal.SIGTERM)
-        assert live.process.wait(timeout=15) == 0
+        status, answer = pending.response()
+        assert status == 200 and answer["data"]["user"]["email"] == "slow@example.com"
+        assert live.process.wait(timeout=30) == 0
         assert "Traceback" not in live.output()
 
 

@@ -1,6 +1,7 @@
 """Hostile input at every door: each request or command below must be refused with a 4xx
 envelope (API) or exit 1/2 with a one-line message (CLI), never a 5xx or a traceback, and
-must change nothing (row counts before and after; the failed-login counter excepted)."""
+must change nothing (every row of every table before and after; the failed-login counter
+excepted)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from shopctl.config import DEV_ACCESS_SECRET
 from shopctl.models import Order, Product
 from tests.conftest import TEST_ENV
 from tests.orders_support import bearer, make_product, make_user, place
-from tests.resilience_support import row_counts
+from tests.resilience_support import table_contents
 from tests.test_webhooks import sign
 
 HUGE = "x" * 100_000
@@ -46,10 +47,11 @@ def shop(db, settings):
     }
 
 
-def _counts() -> dict[str, int]:
-    counts = row_counts()
-    counts.pop("login_throttle")  # a failed login is counted by design
-    return counts
+def _contents() -> dict[str, list]:
+    """Every row of every table, compared whole (a count misses an UPDATE)."""
+    contents = table_contents()
+    contents.pop("login_throttle")  # a failed login is counted by design
+    return contents
 
 
 class Raw:
@@ -101,13 +103,13 @@ def _assert_refused(server, shop, method, path, auth, payloads) -> None:
     """Every payload gets a 4xx envelope and changes nothing; collects every miss."""
     path = path.format(**shop)
     headers = shop[auth] if auth else {}
-    before, misses = _counts(), []
+    before, misses = _contents(), []
     for payload in payloads:
         response = _send(server, method, path, headers, payload)
         if not _refused(response):
             misses.append(f"{payload!r:.120}: {response.status_code} {response.text[:200]}")
     assert misses == [], f"{method} {path}:\n" + "\n".join(misses)
-    assert _counts() == before
+    assert _contents() == before
 
 
 def _with(base: dict, **changes) -> dict:
@@ -243,7 +245,7 @@ def test_malformed_and_unknown_ids_in_paths(server, shop, method, template, auth
         shop["order"] if "product" in template else shop["product"],
     ]
     payload = {"quantity": 1} if method == "PATCH" else NO_BODY
-    before, misses = _counts(), []
+    before, misses = _contents(), []
     for bad_id in ids:
         response = _send(
             server, method, template.format(bad_id), shop[auth] if auth else {}, payload
@@ -251,7 +253,7 @@ def test_malformed_and_unknown_ids_in_paths(server, shop, method, template, auth
         if not _refused(response):
             misses.append(f"{bad_id[:40]}: {response.status_code} {response.text[:200]}")
     assert misses == []
-    assert _counts() == before
+    assert _contents() == before
 
 
 @pytest.mark.parametrize("path", list(QUERY_CASES))
@@ -343,13 +345,13 @@ def _webhook_attacks() -> list[tuple[bytes, dict]]:
 
 @pytest.mark.parametrize("path", ["/api/v1/payment/webhook", "/webhook"])
 def test_hostile_webhooks_are_400_and_store_nothing(server, shop, path):
-    before, misses = _counts(), []
+    before, misses = _contents(), []
     for body, headers in _webhook_attacks():
         response = server.http.post(path, content=body, headers=headers)
         if not _refused(response):
             misses.append(f"{body[:60]!r} {headers!r:.60}: {response.status_code} {response.text}")
     assert misses == []
-    assert _counts() == before
+    assert _contents() == before
 
 
 @pytest.mark.parametrize(
@@ -369,8 +371,19 @@ def test_login_from_a_cross_site_form_is_refused(server, settings, content_type)
         content=body,
         headers={"Content-Type": content_type, "Origin": "https://evil.example"},
     )
-    assert _refused(response), response.status_code
+    assert response.status_code == 415 and _refused(response), response.status_code
     assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api/v1/user", "/api/v1/product", "/api/v1/order/pay-later"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_gets_415(server, shop, path, content_type):
+    """README: request bodies are read only as JSON (application/json), else 415."""
+    headers = {**shop["admin"], **({"Content-Type": content_type} if content_type else {})}
+    before = _contents()
+    response = server.http.post(path, content=b'{"name": "x"}', headers=headers)
+    assert response.status_code == 415 and _refused(response), response.text
+    assert _contents() == before
 
 
 # Text no database can store: PostgreSQL refuses NUL in text, and a lone surrogate (valid
@@ -409,12 +422,12 @@ def test_signed_events_with_unstorable_text_are_refused_and_not_stored(server, s
         field: value,
     }
     body = json.dumps(event)
-    before = _counts()
+    before = _contents()
     response = server.http.post(
         "/api/v1/payment/webhook", content=body.encode(), headers=_signed(body)
     )
     assert _refused(response), response.text
-    assert _counts() == before
+    assert _contents() == before
 
 
 # --- the CLI ---------------------------------------------------------------------------
@@ -494,7 +507,7 @@ def _cli_cases(tmp_path, shop) -> list[list[str]]:
 
 
 def test_hostile_cli_arguments_exit_1_or_2_without_a_traceback(cli, shop, tmp_path):
-    before, misses = _counts(), []
+    before, misses = _contents(), []
     for args in _cli_cases(tmp_path, shop):
         try:
             result = cli(*args, input="Str0ng!Pass\nStr0ng!Pass\n")
@@ -507,5 +520,5 @@ def test_hostile_cli_arguments_exit_1_or_2_without_a_traceback(cli, shop, tmp_pa
                 f"{' '.join(a[:40] for a in args)}: exit {result.exit_code} {output[-300:]!r}"
             )
     assert misses == []
-    assert _counts() == before
+    assert _contents() == before
     assert Order.get_by_id(shop["order"]).status == "UNPAID"

@@ -18,6 +18,7 @@ from tests.orders_support import (
     place,
     stock_of,
 )
+from tests.resilience_support import assert_orders_hold_what_their_status_says
 
 
 @pytest.fixture
@@ -204,6 +205,42 @@ def test_ledger_sees_an_order_that_returned_its_stock_twice(order, products):
 def test_ledger_sees_a_status_that_disagrees_with_the_stock_flag(order):
     Order.update(status="EXPIRED").where(Order.id == order.id).execute()
     assert order_stock_mismatches() == [(order.id, "EXPIRED", "still holds stock")]
+
+
+def _refund(order_id: str, *, returning_stock: bool = False) -> None:
+    with write_transaction():
+        locked = lifecycle.lock_order(order_id)
+        lifecycle.transition(locked, "REFUNDED", reason="refunded at Stripe", actor="evt_r")
+        if returning_stock:  # what a refund must never do
+            lifecycle.release_stock(locked, "refunded")
+
+
+def test_ledger_sees_a_refund_that_returned_the_stock(order):
+    """Refunds do not return stock: a REFUNDED order keeps what it held when PAID."""
+    Order.update(status="PAID").where(Order.id == order.id).execute()
+    _refund(order.id, returning_stock=True)
+    assert stock_mismatches() == []  # the movements add up: only the status tells
+    assert order_stock_mismatches() == [(order.id, "REFUNDED", "its refund returned the stock")]
+    with pytest.raises(AssertionError, match="returned the stock"):
+        assert_orders_hold_what_their_status_says()
+
+
+def test_refunded_orders_keep_the_stock_they_had(settings, order, products):
+    """Refunded from PAID: still held; a late payment refunded (its order had expired,
+    the stock was gone): never held again. Both are consistent."""
+    Order.update(status="PAID").where(Order.id == order.id).execute()
+    _refund(order.id)
+    late = place(settings, make_user("late@example.com"), (products[0], 1))
+    with write_transaction():
+        locked = lifecycle.lock_order(late.id)
+        lifecycle.transition(locked, "EXPIRED", reason="reservation expired", actor="cron")
+        lifecycle.release_stock(locked, "expired")
+    _refund(late.id)
+    assert order_stock_mismatches() == []
+    assert_orders_hold_what_their_status_says()
+    assert (stock_of(products[0]), stock_of(products[1])) == (3, 0)
+    Order.update(stock_released=False).where(Order.id == late.id).execute()
+    assert order_stock_mismatches() == [(late.id, "REFUNDED", "movements net 0 for 1 ordered")]
 
 
 def test_ledger_flags_orders_the_cron_job_left_behind(order):

@@ -24,12 +24,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, target
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     multiple,
     precondition,
@@ -39,10 +40,11 @@ from hypothesis.stateful import (
 
 from shopctl.db import database, release_connection
 from shopctl.errors import Conflict, PaymentProviderError, ShopError
-from shopctl.models import ALL_MODELS, Order, Payment, StripeEvent, utcnow
+from shopctl.models import ALL_MODELS, Order, OrderHistory, Payment, StripeEvent, utcnow
 from shopctl.sandbox.shapes import new_id
 from shopctl.services.orders import expiry
 from shopctl.services.orders import placement as orders
+from shopctl.services.orders.lifecycle import ALLOWED
 from shopctl.services.payments import webhooks
 from shopctl.services.payments.checkout import record_session
 from shopctl.services.payments.refunds import refund_order
@@ -66,6 +68,54 @@ from tests.resilience_support import (
 )
 
 STOCK = {"Mug": 3, "Lamp": 2}  # scarce, so late payments often find their stock gone
+
+# Every (from, to) move the orders made, over all examples of a run: the test fails
+# unless it covers the whole ALLOWED table (read at run time, so the table may grow).
+EXERCISED: set[tuple[str, str]] = set()
+
+
+# Moves an instrumented run reached rarely or never: late payments (re-reserved or
+# refunded), a failed bank debit, in either delivery order, and money for a FAILED order.
+DEEP = {
+    ("PROCESSING", "FAILED"),
+    ("UNPAID", "FAILED"),
+    ("FAILED", "PAID"),
+    ("FAILED", "REFUNDED"),
+    ("EXPIRED", "PAID"),
+    ("CANCELED", "PAID"),
+    ("EXPIRED", "REFUNDED"),
+    ("CANCELED", "REFUNDED"),
+}
+
+
+JOURNEYS = [
+    ("bank debit", succeeds, first) for succeeds in (True, False) for first in (True, False)
+]
+JOURNEYS += [
+    ("late payment", how, gone)
+    for how in ("cancel", "expiry", "failed debit")
+    for gone in (False, True)
+]
+
+
+# KNOWN GAP (issue 21, item 6): a refund that fails at Stripe (REFUNDED → PAID, added by
+# the refunds work) has no rule yet; it needs one that fails a refund through the
+# sandbox's POST /_sandbox/refunds/{id}/fail and delivers what follows. Listed here so the
+# run stays strict about every other move; remove it when that rule exists.
+NOT_YET_MODELLED = {("REFUNDED", "PAID")}
+
+
+def required_transitions() -> set[tuple[str, str]]:
+    return {(old, new) for old, targets in ALLOWED.items() for new in targets}
+
+
+def _moves() -> set[tuple[str, str]]:
+    rows = OrderHistory.select(OrderHistory.from_status, OrderHistory.to_status).where(
+        OrderHistory.from_status.is_null(False)
+    )
+    return set(rows.distinct().tuples())
+
+
 RESERVATION_MINUTES = (5, 30, 60)  # per order; the expiry job runs this far ahead
 
 
@@ -245,19 +295,13 @@ class LifeCycle(RuleBasedStateMachine):
         checkout.session = "complete"
         self._emit("checkout.session.completed", session_object(checkout, "complete", "paid"))
 
-    @precondition(lambda self: self._open())
-    @rule(data=st.data())
-    def buyer_pays_by_bank_debit(self, data):
-        checkout = data.draw(st.sampled_from(self._open()))
+    def _bank_debit(self, checkout: Checkout) -> None:
         self._ensure_intent(checkout)
         checkout.session = "processing"
         self._emit("payment_intent.processing", intent_object(checkout, "processing"))
         self._emit("checkout.session.completed", session_object(checkout, "complete", "unpaid"))
 
-    @precondition(lambda self: self._where(lambda c: c.session == "processing"))
-    @rule(data=st.data(), succeeds=st.booleans())
-    def bank_debit_settles(self, data, succeeds):
-        checkout = data.draw(st.sampled_from(self._where(lambda c: c.session == "processing")))
+    def _settle(self, checkout: Checkout, succeeds: bool) -> None:
         checkout.session = "complete"
         if succeeds:
             self._capture(checkout)
@@ -266,6 +310,7 @@ class LifeCycle(RuleBasedStateMachine):
                 session_object(checkout, "complete", "paid"),
             )
             return
+        checkout.session = "failed"  # complete at Stripe, its PaymentIntent unpaid again
         self._emit(
             "payment_intent.payment_failed",
             intent_object(checkout, "requires_payment_method", last_payment_error=declined_error()),
@@ -273,6 +318,94 @@ class LifeCycle(RuleBasedStateMachine):
         self._emit(
             "checkout.session.async_payment_failed", session_object(checkout, "complete", "unpaid")
         )
+
+    @precondition(lambda self: self._open())
+    @rule(data=st.data())
+    def buyer_pays_by_bank_debit(self, data):
+        self._bank_debit(data.draw(st.sampled_from(self._open())))
+
+    @precondition(lambda self: self._where(lambda c: c.session == "processing"))
+    @rule(data=st.data(), succeeds=st.booleans())
+    def bank_debit_settles(self, data, succeeds):
+        checkout = data.draw(st.sampled_from(self._where(lambda c: c.session == "processing")))
+        self._settle(checkout, succeeds)
+
+    # --- journeys: the deep paths of the table, each in one step, so every run reaches
+    # them; their events are delivered in the order drawn, the other rules interleave.
+
+    def _journey_order(self, units: int) -> tuple[Checkout, object]:
+        product = make_product(f"Journey {len(self.stocked)}", quantity=units)
+        self.stocked[product.id] = units
+        order = place(self.shop, self.buyer, (product, 1), pay_later=False)
+        checkout = Checkout(order.id, order.payment.id, order.amount_cents)
+        self.checkouts[order.id] = checkout
+        self._open_session(checkout)
+        return checkout, product
+
+    def _deliver_since(self, mark: int, reverse: bool = False) -> None:
+        events = self.pending[mark:]
+        del self.pending[mark:]
+        for event in reversed(events) if reverse else events:
+            self._ingest(event)
+        self._collect_refunds()
+
+    @initialize(journeys=st.permutations(JOURNEYS))
+    def deep_paths_first(self, journeys):
+        """Every example starts by walking each deep path once, in a drawn order; the
+        rules then interleave with those orders too (refunds, replays, expiry)."""
+        for kind, first, second in journeys:
+            if kind == "bank debit":
+                self._journey_bank_debit(first, second)
+            else:
+                self._journey_late_payment(first, second)
+
+    def _journey_bank_debit(self, succeeds: bool, settled_first: bool) -> None:
+        """PROCESSING → PAID / FAILED; or, the settlement overtaking the completion,
+        UNPAID → PAID / FAILED straight away."""
+        checkout, _ = self._journey_order(2)
+        mark = len(self.pending)
+        self._bank_debit(checkout)
+        self._settle(checkout, succeeds)
+        self._deliver_since(mark, reverse=settled_first)
+
+    def _journey_late_payment(self, how: str, stock_gone: bool) -> None:
+        """Money for a CANCELED / EXPIRED / FAILED order: PAID again if its stock is still
+        there, REFUNDED at Stripe if another buyer took it meanwhile."""
+        checkout, product = self._journey_order(1)
+        order_id = checkout.order_id
+        if how == "cancel":
+            orders.cancel_order(order_id, user=None, actor="cli")
+        elif how == "expiry":
+            later = Order.get_by_id(order_id).expires_at + timedelta(seconds=1)
+            assert expiry.expire_overdue(self.shop, now=later).ok
+        else:
+            mark = len(self.pending)
+            self._bank_debit(checkout)
+            self._settle(checkout, succeeds=False)
+            self._deliver_since(mark)
+        assert status(order_id) in ("CANCELED", "EXPIRED", "FAILED"), status(order_id)
+        if stock_gone:
+            other = place(self.shop, self.buyer, (product, 1))
+            self.checkouts[other.id] = Checkout(other.id, other.payment.id, other.amount_cents)
+        mark = len(self.pending)
+        if how == "failed debit":
+            checkout.session = "complete"
+            self._capture(checkout)
+        else:
+            self._ensure_intent(checkout)
+            self._capture(checkout)
+            checkout.session = "complete"
+            self._emit("checkout.session.completed", session_object(checkout, "complete", "paid"))
+        self._deliver_since(mark)
+
+    @precondition(lambda self: self._where(lambda c: c.session == "failed"))
+    @rule(data=st.data())
+    def failed_debit_is_paid_another_way(self, data):
+        """The PaymentIntent of a failed bank debit went back to requires_payment_method,
+        and the buyer pays it after all (another method): money for a FAILED order."""
+        checkout = data.draw(st.sampled_from(self._where(lambda c: c.session == "failed")))
+        checkout.session = "complete"
+        self._capture(checkout)
 
     @precondition(lambda self: self._open())
     @rule(data=st.data())
@@ -319,25 +452,38 @@ class LifeCycle(RuleBasedStateMachine):
         assert summary.ok and summary.expired == len(expected), summary
         assert all(status(order_id) == "EXPIRED" for order_id in expected)
 
+    def _refunded_at_stripe(self, checkout: Checkout) -> int:
+        intent = self.stripe.v1.payment_intents.retrieve(
+            checkout.intent_id, {"expand": ["latest_charge"]}
+        )
+        return intent.latest_charge.amount_refunded if intent.latest_charge else 0
+
     @precondition(lambda self: self._refundable())
     @rule(data=st.data(), full=st.booleans())
     def operator_refunds(self, data, full):
+        """A refund either happened (at Stripe, for the amount, and recorded) or was refused
+        for a reason that holds, with nothing refunded: never a refusal taken as success."""
         checkout = data.draw(st.sampled_from(self._refundable()))
         payment = Payment.get(Payment.order == checkout.order_id)
         left = payment.amount_cents - payment.refunded_cents
+        amount = left if full else max(1, left // 2)
+        at_stripe = self._refunded_at_stripe(checkout)
+        before = status(checkout.order_id)
         try:
-            refund_order(
-                self.shop,
-                checkout.order_id,
-                amount=None if full else max(1, left // 2),
-                actor="cli",
+            result = refund_order(
+                self.shop, checkout.order_id, amount=None if full else amount, actor="cli"
             )
-        except ShopError as exc:  # not PAID (yet), or our view of Stripe lags behind
-            assert (
-                status(checkout.order_id) != PAID
-                or isinstance(exc, PaymentProviderError)
-                or not payment.payment_intent_id
-            ), exc.message
+        except PaymentProviderError as exc:  # Stripe refused: it has less left than we think
+            assert before == PAID and amount > checkout.amount - at_stripe, exc.message
+            assert self._refunded_at_stripe(checkout) == at_stripe
+        except ShopError as exc:  # we refused: not PAID, or no PaymentIntent known yet
+            assert before != PAID or not payment.payment_intent_id, exc.message
+            assert self._refunded_at_stripe(checkout) == at_stripe
+        else:
+            assert before == PAID and result["amountCents"] == amount, result
+            assert self._refunded_at_stripe(checkout) == at_stripe + amount
+            recorded = Payment.get(Payment.order == checkout.order_id).refunded_cents
+            assert recorded >= payment.refunded_cents + amount, (recorded, payment.refunded_cents)
         self._collect_refunds()
 
     # --- Stripe delivers: in any order, twice, at once; operators replay ---------------
@@ -402,6 +548,11 @@ class LifeCycle(RuleBasedStateMachine):
     # --- the end: everything delivered, every order agrees with Stripe -----------------
 
     def teardown(self):
+        moves = _moves()
+        EXERCISED.update(moves)
+        # Steer generation toward examples that reach more of the table, deep moves most.
+        target(float(len(moves)), label="distinct transitions")
+        target(float(len(moves & DEEP)), label="deep transitions")
         for _ in range(50):
             if not self.pending:
                 break
@@ -411,6 +562,7 @@ class LifeCycle(RuleBasedStateMachine):
         for checkout in self.checkouts.values():
             self._agrees_with_stripe(checkout)
         assert StripeEvent.select().where(StripeEvent.status == "FAILED").count() == 0
+        EXERCISED.update(_moves())
 
     def _agrees_with_stripe(self, checkout: Checkout) -> None:
         order = Order.get_by_id(checkout.order_id)
@@ -436,7 +588,11 @@ def test_order_life_cycle_keeps_every_unit_and_cent(settings, sandbox_url):
     LifeCycle.shop = replace(settings, stripe_api_base=sandbox_url)
     LifeCycle.sandbox_url = sandbox_url
     budget = settings_for_ci()
+    EXERCISED.clear()
     run_state_machine_as_test(LifeCycle, settings=budget)
+    assert required_transitions() >= NOT_YET_MODELLED, "an exemption outlived its move"
+    missing = required_transitions() - NOT_YET_MODELLED - EXERCISED
+    assert not missing, f"the model never made these moves of ALLOWED: {sorted(missing)}"
 
 
 def settings_for_ci():

@@ -268,14 +268,43 @@ def _bulk_overdue_orders(user, product, count: int, quantity: int = 1) -> None:
     product.save()
 
 
+def _waiting_on_locks(blocker: int | None = None) -> int:
+    """Backends of this test's database waiting for a lock (held by `blocker`, if given)."""
+    from shopctl.db import database
+
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'"
+    )
+    params: tuple = ()
+    database.execute_sql("SELECT pg_stat_clear_snapshot()")  # a transaction caches the view
+    if blocker is not None:
+        query += " AND %s = ANY(pg_blocking_pids(pid))"
+        params = (blocker,)
+    return database.execute_sql(query, params).fetchone()[0]
+
+
+def _wait_for(predicate, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_two_expiry_runs_at_once_expire_each_order_once(backend_url, tmp_path, db):
+    """On PostgreSQL both runs wait at a table lock until each is ready, then split the
+    overdue orders between them (SKIP LOCKED): both must do some of the work. SQLite's
+    write lock serialises them: one may do it all, each order still once."""
+    from shopctl.db import database
+
     overdue = 600  # in batches of 10, so the two runs overlap for many batches
     mug = make_product("Mug", quantity=2 * overdue)
     _bulk_overdue_orders(make_user(), mug, overdue)
     env = {**os.environ, "DATABASE_URL": backend_url}
     command = [sys.executable, "-m", "shopctl", "orders", "expire", "--json", "--batch", "10"]
-    runs = [
-        subprocess.Popen(
+
+    def start():
+        return subprocess.Popen(
             command,
             env=env,
             cwd=tmp_path,
@@ -283,44 +312,73 @@ def test_two_expiry_runs_at_once_expire_each_order_once(backend_url, tmp_path, d
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
-    ]
+
+    if is_postgres():
+        with database.atomic():
+            database.execute_sql('LOCK TABLE "order" IN EXCLUSIVE MODE')
+            runs = [start() for _ in range(2)]
+            _wait_for(lambda: _waiting_on_locks() >= 2, "both runs to wait at the gate")
+    else:
+        runs = [start() for _ in range(2)]
     outputs = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     summaries = [json.loads(out) for out, _ in outputs]
     assert sum(s["expired"] for s in summaries) == overdue
     assert sum(s["restoredUnits"] for s in summaries) == overdue
+    if is_postgres():
+        assert all(s["expired"] > 0 for s in summaries), summaries
     assert Order.select().where(Order.status == "EXPIRED").count() == overdue
     assert OrderHistory.select().where(OrderHistory.to_status == "EXPIRED").count() == overdue
     assert stock_of(mug) == 2 * overdue
     assert_ledger_consistent()
 
 
+def _waiting_to_begin(thread: threading.Thread) -> bool:
+    """SQLite: the thread is inside peewee's BEGIN (IMMEDIATE), waiting for the write lock."""
+    frame = sys._current_frames().get(thread.ident)
+    return (
+        frame is not None
+        and frame.f_code.co_name == "begin"
+        and frame.f_code.co_filename.endswith("peewee.py")
+    )
+
+
 def test_stock_given_back_while_a_buyer_waits_for_the_lock_is_sold(settings, backend_url):
     """Regression: PostgreSQL's UPDATE reads products as of its start, so a product whose
     stock a cancel was giving back while the buyer waited for its lock looked sold out and
-    the buyer got a 409 for stock that was there by the time the lock was granted."""
+    the buyer got a 409 for stock that was there by the time the lock was granted.
+    The cancel commits only once the buyer is seen waiting: on PostgreSQL a backend that
+    pg_blocking_pids() says the cancel blocks, on SQLite a thread waiting in BEGIN."""
     from shopctl import db
 
     mug = make_product("Mug", quantity=10)
     buyer = make_user()
     place(settings, buyer, (mug, 10))  # sold out
-    lock_held, placed = threading.Event(), []
-
-    def cancel_slowly():
-        with db.connection(), db.write_transaction():
-            Product.update(quantity=Product.quantity + 3).where(Product.id == mug.id).execute()
-            lock_held.set()
-            time.sleep(0.5)  # the buyer's UPDATE starts now and waits for the row
+    lock_held, placed, holder = threading.Event(), [], []
 
     def buy():
         lock_held.wait()
         with db.connection():
             placed.append(place(settings, buyer, (mug, 2)))
 
-    threads = [threading.Thread(target=cancel_slowly), threading.Thread(target=buy)]
+    buyer_thread = threading.Thread(target=buy)
+
+    def buyer_waits() -> bool:
+        if is_postgres():
+            return _waiting_on_locks(blocker=holder[0]) >= 1
+        return _waiting_to_begin(buyer_thread)
+
+    def cancel_slowly():
+        with db.connection(), db.write_transaction():
+            Product.update(quantity=Product.quantity + 3).where(Product.id == mug.id).execute()
+            if is_postgres():
+                holder.append(db.database.execute_sql("SELECT pg_backend_pid()").fetchone()[0])
+            lock_held.set()
+            _wait_for(buyer_waits, "the buyer to wait for the lock")
+
+    threads = [threading.Thread(target=cancel_slowly), buyer_thread]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=60)
     assert len(placed) == 1 and stock_of(mug) == 1

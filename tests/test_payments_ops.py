@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
-from shopctl.models import Payment, StripeEvent
-from tests.payments_support import buyer, product, status_of, wait_for, wait_status
-from tests.test_webhooks import deliver, paid_events
+from shopctl.models import Payment, Product, StockMovement, StripeEvent
+from tests.orders_support import assert_ledger_consistent
+from tests.payments_support import buyer, history, product, status_of, wait_for, wait_status
+from tests.resilience_support import assert_orders_hold_what_their_status_says
+from tests.test_webhooks import paid_events
 
 
 def _paid_order(stack, settings, quantity: int = 1, email: str = "payer@example.com") -> dict:
@@ -54,7 +56,7 @@ def test_refund_is_refused_for_unpaid_orders_and_bad_amounts(stripe_stack, setti
     assert _refunded_at_stripe(stripe_stack, paid["orderId"]) == 0
 
 
-def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings):
+def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings, cli):
     placed = _paid_order(stripe_stack, settings)
     intent = Payment.get(Payment.order == placed["orderId"]).payment_intent_id
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent, "amount": 400})
@@ -62,12 +64,30 @@ def test_dashboard_refund_without_our_metadata_is_matched(stripe_stack, settings
         lambda: Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400,
         what="dashboard refund recorded",
     )
+    [partial] = StripeEvent.select().where(StripeEvent.type == "charge.refunded")
+    again = cli("events", "replay", partial.id, "--force", "--json")
+    assert [o["result"] for o in json.loads(again.output)] == ["processed"], again.output
+    assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 400
     stripe_stack.stripe().v1.refunds.create({"payment_intent": intent})
     wait_status(placed["orderId"], "REFUNDED")
-    refunded = StripeEvent.select().where(StripeEvent.type == "charge.refunded")
-    for row in refunded:  # a replay of every refund event never double-counts
-        deliver(stripe_stack.server, row.payload)
+    wait_for(
+        lambda: (
+            StripeEvent.select()
+            .where((StripeEvent.type == "charge.refunded") & (StripeEvent.status == "PROCESSED"))
+            .count()
+            == 2
+        ),
+        what="both charge.refunded events processed",
+    )
+    ids = [row.id for row in StripeEvent.select().where(StripeEvent.type == "charge.refunded")]
+    # A replay of every refund event, through the handler (--force: not refused as a
+    # duplicate by its id), never double-counts: the total comes from amount_refunded.
+    replayed = cli("events", "replay", *ids, "--force", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert [o["result"] for o in json.loads(replayed.output)] == ["processed", "processed"]
     assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 1000
+    assert status_of(placed["orderId"]) == "REFUNDED"
+    assert history(placed["orderId"]).count(("PAID", "REFUNDED")) == 1
 
 
 def test_events_list_show_and_dry_run_replay(stripe_stack, settings, cli, tmp_path):
@@ -142,3 +162,58 @@ def test_doctor_reports_failed_webhooks(stripe_stack, settings, cli):
     assert doctor.exit_code == 1
     checks = {check["name"]: check for check in json.loads(doctor.output)["checks"]}
     assert checks["webhooks"]["ok"] is False
+
+
+def _mug_stock(email: str = "payer@example.com") -> int:
+    return Product.get(Product.name == f"Mug for {email}").quantity
+
+
+def test_refunds_do_not_return_stock(stripe_stack, settings, cli):
+    """README: a refunded order's goods may already have shipped, so neither an operator
+    refund nor a Dashboard refund gives its units back; the ledger checks agree."""
+    by_operator = _paid_order(stripe_stack, settings, quantity=2)
+    by_dashboard = _paid_order(stripe_stack, settings, email="other@example.com")
+    assert (_mug_stock(), _mug_stock("other@example.com")) == (3, 4)
+    assert cli("orders", "refund", by_operator["orderId"], "--yes").exit_code == 0
+    intent = Payment.get(Payment.order == by_dashboard["orderId"]).payment_intent_id
+    stripe_stack.stripe().v1.refunds.create({"payment_intent": intent})
+    wait_status(by_dashboard["orderId"], "REFUNDED")
+    wait_for(
+        lambda: (
+            StripeEvent.select()
+            .where((StripeEvent.type == "charge.refunded") & (StripeEvent.status == "PROCESSED"))
+            .count()
+            == 2
+        ),
+        what="both refunds' webhooks processed",
+    )
+    assert status_of(by_operator["orderId"]) == "REFUNDED"
+    assert (_mug_stock(), _mug_stock("other@example.com")) == (3, 4)
+    returned = StockMovement.select().where(
+        StockMovement.delta > 0, StockMovement.order.is_null(False)
+    )
+    assert list(returned) == []
+    assert_ledger_consistent()
+    assert_orders_hold_what_their_status_says()
+
+
+def test_reconcile_applies_a_dashboard_refund_whose_webhook_never_came(stripe_stack, settings, cli):
+    placed = _paid_order(stripe_stack, settings)
+    stripe_stack.configure(webhooks_enabled=False)  # the refund's webhook is never sent
+    intent = Payment.get(Payment.order == placed["orderId"]).payment_intent_id
+    stripe_stack.stripe().v1.refunds.create({"payment_intent": intent})  # no metadata
+    assert status_of(placed["orderId"]) == "PAID"
+    report = cli("payments", "reconcile", "--json")
+    assert report.exit_code == 0, report.output
+    [gap] = json.loads(report.output)
+    assert gap["kind"] == "refunds-differ" and gap["applied"] is False, gap
+    assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 0
+    applied = cli("payments", "reconcile", "--apply", "--json")
+    assert applied.exit_code == 0, applied.output
+    assert [g["applied"] for g in json.loads(applied.output)] == [True]
+    assert status_of(placed["orderId"]) == "REFUNDED"
+    assert Payment.get(Payment.order == placed["orderId"]).refunded_cents == 1000
+    assert _mug_stock() == 4  # refunds do not return stock
+    assert StripeEvent.select().where(StripeEvent.type == "charge.refunded").count() == 0
+    assert json.loads(cli("payments", "reconcile", "--json").output) == []
+    assert_ledger_consistent()

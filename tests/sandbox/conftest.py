@@ -40,6 +40,7 @@ class Listener:
     events: list[tuple[str, stripe.Event]] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
     bad_signatures: list[str] = field(default_factory=list)
+    raw: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # event id → body, header
     fail: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +49,7 @@ class Listener:
             self.events.clear()
             self.attempts.clear()
             self.bad_signatures.clear()
+            self.raw.clear()
             self.fail.clear()
 
     def types(self, object_id: str | None = None, path: str = "/hook") -> list[str]:
@@ -97,6 +99,7 @@ def _handler_for(listener: Listener) -> type[BaseHTTPRequestHandler]:
                 return self._answer(400, b"bad signature")
             with listener.lock:
                 listener.events.append((self.path, event))
+                listener.raw[event.id] = (body, self.headers.get("Stripe-Signature"))
             self._answer(200, b'{"received": true}')
 
         def do_GET(self) -> None:

@@ -4,8 +4,10 @@
 * order stock: for every order line, the order's own movements net to -quantity while it
   holds its stock and to 0 once released (a positive net means stock came back twice);
   and the flag matches the status: UNPAID/PROCESSING/PAID hold stock,
-  EXPIRED/CANCELED/FAILED gave it back, REFUNDED may be either (a late payment
-  refunded because the stock was gone never held it again);
+  EXPIRED/CANCELED/FAILED gave it back, and REFUNDED keeps what it had before its
+  refund, because refunds do not return stock: refunded from PAID it still holds its
+  stock, refunded from EXPIRED/CANCELED/FAILED (a late payment whose stock was gone) it
+  never held it again;
 * stuck orders: UNPAID more than an hour past its reservation (is the cron job running?);
 * product count: the count of products for sale that the listing reads (kept by triggers)
   equals the products not archived.
@@ -17,7 +19,15 @@ from datetime import timedelta
 
 from peewee import JOIN, Case, fn
 
-from shopctl.models import Order, OrderItem, Product, ProductCount, StockMovement, utcnow
+from shopctl.models import (
+    Order,
+    OrderHistory,
+    OrderItem,
+    Product,
+    ProductCount,
+    StockMovement,
+    utcnow,
+)
 from shopctl.services.catalog.stock import check_stock_room
 from shopctl.services.common import Report
 
@@ -100,7 +110,33 @@ def order_stock_mismatches() -> list[tuple[str, str, str]]:
     )
     for order_id, status, released in flags.tuples():
         problems.setdefault(order_id, (status, "released" if released else "still holds stock"))
+    for order_id, released in _refunds_that_moved_stock():
+        problem = "its refund returned the stock" if released else "still holds stock"
+        problems.setdefault(order_id, ("REFUNDED", problem))
     return sorted((order_id, status, problem) for order_id, (status, problem) in problems.items())
+
+
+def _refunds_that_moved_stock() -> list[tuple[str, bool]]:
+    """(order id, stock_released) of REFUNDED orders whose stock flag is not what it was
+    before their (latest) refund: held if refunded from PAID, released otherwise."""
+    latest = OrderHistory.alias("latest")
+    last_refund = latest.select(fn.MAX(latest.id)).where(
+        (latest.order == Order.id) & (latest.to_status == "REFUNDED")
+    )
+    refunded_from_paid = OrderHistory.from_status == "PAID"
+    query = (
+        Order.select(Order.id, Order.stock_released)
+        .join(OrderHistory, on=(OrderHistory.order == Order.id))
+        .where(
+            (Order.status == "REFUNDED")
+            & (OrderHistory.id == last_refund)
+            & (
+                (refunded_from_paid & (Order.stock_released == True))  # noqa: E712
+                | (~refunded_from_paid & (Order.stock_released == False))  # noqa: E712
+            )
+        )
+    )
+    return list(query.tuples())
 
 
 def _net_problem(net_units: int, quantity: int) -> str:
