@@ -189,7 +189,6 @@ class Settings:
         if problems := self.safety_problems():
             raise ConfigError("; ".join(problems))
 
-    check_production = check_safe  # its former name, for callers not yet renamed
 
 
 def _read_env(env_file: Path | None) -> dict[str, str]:
