@@ -190,7 +190,6 @@ class Settings:
             raise ConfigError("; ".join(problems))
 
 
-
 def _read_env(env_file: Path | None) -> dict[str, str]:
     values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():

@@ -15,15 +15,17 @@ the payment row is staged on the Context and written by one UPDATE when it retur
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache, partial, wraps
+from functools import partial, reduce, wraps
 
-from peewee import Model, Node
+from peewee import SQL, Case, Model, Node, Query
 
 from shopctl.config import Settings
-from shopctl.db import execute_prepared, is_postgres
+from shopctl.db import is_postgres
 from shopctl.models import Order, Payment, utcnow
+from shopctl.prepared import Params, PreparedStatement
 from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -136,35 +138,35 @@ def lock_payment(
     if not candidates:
         return None
     columns, values = zip(*candidates, strict=True)
-    params = list(values) * (2 if len(values) > 1 else 1)  # WHERE, then ORDER BY
-    row = execute_prepared(_claim_sql(is_postgres(), columns), params).fetchone()
+    row = _CLAIM.run((columns,), values).fetchone()
     if row is None:
         return None
     width = len(Order._meta.sorted_fields)
     return _model(Order, row[:width]), _model(Payment, row[width:])
 
 
-@lru_cache(maxsize=16)
-def _claim_sql(postgres: bool, columns: tuple[str, ...]) -> str:
-    """Built once per database and set of ids: peewee would take 0.3 ms of CPU each time."""
-    p = "%s" if postgres else "?"
-    matches = [f'"p"."{column}" = {p}' for column in columns]
-    sql = (
-        f'SELECT {_selection(Order, "o")}, {_selection(Payment, "p")} FROM "order" AS "o" '
-        f'JOIN "payment" AS "p" ON "p"."order_id" = "o"."id" WHERE {" OR ".join(matches)}'
+def _claim_query(p: Params, columns: tuple[str, ...]) -> Query:
+    """The order and its payment whose `columns` equal p[0], p[1], …: built once per
+    database and set of ids (peewee would take 0.3 ms of CPU each time)."""
+    matches = [Payment._meta.columns[column] == p[n] for n, column in enumerate(columns)]
+    fields = (*Order._meta.sorted_fields, *Payment._meta.sorted_fields)
+    query = (
+        Order.select(*fields)
+        .join(Payment, on=(Payment.order == Order.id))
+        .where(reduce(operator.or_, matches))
     )
     if len(matches) > 1:  # two payments may match different ids: the most trusted wins
-        ranks = " ".join(f"WHEN {match} THEN {rank}" for rank, match in enumerate(matches))
-        sql += f" ORDER BY CASE {ranks} END"
-    return sql + " LIMIT 1" + (" FOR UPDATE" if postgres else "")
+        ranks = [(match, SQL(str(rank))) for rank, match in enumerate(matches)]
+        query = query.order_by(Case(None, ranks))
+    query = query.limit(1)
+    return query.for_update() if is_postgres() else query
 
 
-def _selection(model: type[Model], alias: str) -> str:
-    return ", ".join(f'"{alias}"."{field.column_name}"' for field in model._meta.sorted_fields)
+_CLAIM = PreparedStatement(_claim_query)
 
 
 def _model(model: type[Model], values) -> Model:
-    """A model from a row of `_selection(model)`, without peewee's defaults (uuid4, now)."""
+    """A model from a row of `model`'s fields, without peewee's defaults (uuid4, now)."""
     pairs = zip(model._meta.sorted_fields, values, strict=True)
     return model(__no_default__=True, **{field.name: field.python_value(v) for field, v in pairs})
 
