@@ -200,6 +200,7 @@ def expire_overdue(settings: Settings, **options):
     stripe_down: list[Closing] = []
 
     def close(rows: list[tuple[str, str]]) -> dict[str, Verdict]:
+        _clear_links([session_id for _, session_id in rows])
         verdicts: dict[str, Verdict] = {}
         for start in range(0, len(rows), CLOSE_CONCURRENCY):
             group = rows[start : start + CLOSE_CONCURRENCY]
@@ -214,6 +215,16 @@ def expire_overdue(settings: Settings, **options):
         return verdicts
 
     return expire(settings, before_expire=close, **options)
+
+
+def _clear_links(session_ids: list[str]) -> None:
+    """The sessions' payment links are dead once we close them; a cleared link also tells
+    each session's expiry webhook that the expiry job settles the order, so the webhook
+    cannot race it (handlers.session_expired)."""
+    with write_transaction():
+        Payment.update(payment_url=None, updated_at=utcnow()).where(
+            Payment.session_id.in_(session_ids)
+        ).execute()
 
 
 def _skipped(session_id: str, first: Closing) -> Closing:
