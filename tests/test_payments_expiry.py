@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from shopctl.db import is_postgres, write_transaction
 from shopctl.models import Order, OrderHistory, Payment, StockMovement, StripeEvent
 from shopctl.schemas import OrderCreate, validate
 from shopctl.services.payments.checkout import place_order_to_pay
@@ -57,6 +59,40 @@ def test_cron_expires_the_real_session_at_stripe_and_returns_the_stock_once(
     assert _returned(placed["orderId"]) == [2]
     assert history(placed["orderId"]) == [(None, "UNPAID"), ("UNPAID", "EXPIRED")]
     assert_ledger_consistent()
+
+
+def _hold_order_lock(order_id: str, seconds: float) -> threading.Thread:
+    """Lock the order's row for a moment from another connection, as a webhook handler
+    that claims it does; returns once the lock is held."""
+    held = threading.Event()
+
+    def hold():
+        with write_transaction():
+            locked = Order.select(Order.id).where(Order.id == order_id)
+            list((locked.for_update() if is_postgres() else locked).tuples())
+            Order.update(updated_at=Order.updated_at).where(Order.id == order_id).execute()
+            held.set()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    return holder
+
+
+def test_cron_waits_for_an_order_a_webhook_holds_instead_of_skipping_it(stripe_stack, settings):
+    """The session's own expiry webhook can hold the order's row while the job settles
+    it; the job closed that session itself, so it must settle the order in this run."""
+    shopper, mug = buyer(stripe_stack, settings), product(quantity=5)
+    placed = shopper.order_now(mug, 2)
+    make_overdue(Order.get_by_id(placed["orderId"]))
+    shop = replace(settings, stripe_api_base=stripe_stack.sandbox_url)
+    holder = _hold_order_lock(placed["orderId"], 1.0)
+    summary = expire_overdue(shop)
+    holder.join()
+    assert (summary.expired, summary.failed, summary.skipped) == (1, 0, 0), summary
+    assert status_of(placed["orderId"]) == "EXPIRED" and stock(mug) == 5
+    assert _returned(placed["orderId"]) == [2]
 
 
 def test_cron_expires_while_stripe_is_unreachable_and_a_late_payment_is_kept(

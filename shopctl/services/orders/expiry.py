@@ -2,9 +2,10 @@
 
 Set-based, batch by batch: per batch a handful of statements, whatever its size.
 Safe to run on several hosts at once: on PostgreSQL each batch locks its orders
-with `FOR UPDATE SKIP LOCKED`, so concurrent runs split the work instead of queueing;
-on SQLite the IMMEDIATE write transaction serialises them. Either way the status is
-re-checked under the lock, so an order that a cancel or a payment reached first is
+with `FOR UPDATE SKIP LOCKED`, so concurrent runs split the work instead of queueing
+(orders whose Checkout Sessions a run has just closed it waits for instead); on SQLite
+the IMMEDIATE write transaction serialises them. Either way the status is re-checked
+under the lock, so an order that a cancel or a payment reached first is
 left alone, and each order's stock comes back exactly once.
 """
 
@@ -214,7 +215,13 @@ def _overdue_ids(cutoff, batch, ids, sessionless, failed):
 def _lock_overdue(cutoff, batch, ids, sessionless, failed) -> list[tuple[str, bool]]:
     """(id, stock_released) of up to `batch` overdue orders (among `ids`), now locked by us."""
     query = _overdue_ids(cutoff, batch, ids, sessionless, failed)
-    if is_postgres():
+    if is_postgres() and ids is not None:
+        # Orders whose sessions this run has just closed are ours to settle: wait for a
+        # webhook that holds one for a moment rather than skip it. In id order, so two
+        # runs that asked about the same orders cannot deadlock; the status is re-checked
+        # once the lock is ours.
+        query = query.order_by(Order.id).for_update()
+    elif is_postgres():
         query = query.for_update(skip_locked=True)
     return list(query.tuples())
 
