@@ -80,6 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="SQL file run on the database after migrating (e.g. an index to try); repeatable",
     )
     add(
+        "--scale",
+        action="store_true",
+        help="instead of the scenarios: build a shop at each --scale-sizes and measure how "
+        "each request's and job's cost grows with it (bench/scale.py)",
+    )
+    add(
+        "--scale-sizes",
+        default="10k,1m",
+        help="catalog sizes for --scale, comma-separated (default 10k,1m; e.g. 10k,50k)",
+    )
+    add("--scale-rounds", type=int, default=3, help="rounds of each job for --scale")
+    add(
         "--hold",
         action="store_true",
         help="set up, start the servers, write the request files, print wrk commands and "
@@ -349,6 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(workdir)
     db_name = dataset.unique_name()
     print(f"shopctl bench: work directory {workdir}", flush=True)
+    if args.scale:
+        import scale
+
+        try:
+            return scale.run(args, workdir)
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
     ctx, keep = None, args.keep
     try:
         ctx = setup(args, workdir, db_name)

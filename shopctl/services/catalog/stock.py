@@ -19,7 +19,6 @@ from peewee import fn
 from shopctl.errors import InvalidInput
 from shopctl.models import Order, OrderItem, Product
 from shopctl.schemas import STOCK_COLUMN_MAX
-from shopctl.services.common import Report
 
 
 def held_by_orders(product_id: str) -> int:
@@ -50,9 +49,10 @@ def check_room(product_id: str, quantity: int) -> None:
         )
 
 
-def products_without_room() -> list[tuple[str, int, int]]:
+def products_without_room(ids: list[str] | None = None) -> list[tuple[str, int, int]]:
     """(name, stock, held by orders) where giving the held units back would overflow: only
-    stock written before the bound existed (or outside shopctl) can be like that."""
+    stock written before the bound existed (or outside shopctl) can be like that. Of the
+    products `ids` (None: all); doctor's check (ledger.py) reads them a slice at a time."""
     held = fn.COALESCE(fn.SUM(OrderItem.quantity), 0)
     query = (
         Product.select(Product.name, Product.quantity, held.alias("held"))
@@ -63,18 +63,6 @@ def products_without_room() -> list[tuple[str, int, int]]:
         .having(Product.quantity + held > STOCK_COLUMN_MAX)
         .order_by(Product.name)
     )
+    if ids is not None:
+        query = query.where(Product.id.in_(ids))
     return [(name, quantity, int(units)) for name, quantity, units in query.tuples()]
-
-
-def check_stock_room(report: Report) -> None:
-    crowded = products_without_room()
-    if crowded:
-        report.add(
-            "stock room",
-            False,
-            ", ".join(f"{name}: stock {qty:,} + {units:,} held" for name, qty, units in crowded),
-            f"lower its stock (shopctl products set-stock) so stock plus held stays within "
-            f"{STOCK_COLUMN_MAX:,}, or a cancel or expiry of those orders fails",
-        )
-        return
-    report.add("stock room", True, "every unit held by orders fits back into stock")

@@ -1,0 +1,143 @@
+"""Which products and orders a `shopctl doctor` run checks, so its cost stays flat as the
+shop grows (issue 20): a million products would otherwise be re-summed every run.
+
+A run checks, unless asked for everything (`doctor --full`, or no checkpoint yet):
+
+* what shopctl changed since the last clean run: every stock change writes a movement and
+  every status change a history row, both with increasing ids, so the products and
+  orders named by rows above the checkpoint are the ones that may have gone wrong;
+* the next SWEEP products and SWEEP orders, by id, continuing where the last run stopped
+  and starting over at the end: a change made outside shopctl (an UPDATE by hand, which
+  writes no movement) is found within ceil(rows / SWEEP) runs, and at once in a shop of
+  at most SWEEP rows, which is checked whole every run.
+
+The checkpoint is saved only after a clean run, so a problem found is found again until
+it is fixed. It trails by one run: each run re-reads the ids above what the previous run
+saw at its start, so a transaction that had taken an id but not yet committed when a run
+read the highest id is still checked by the next one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peewee import DatabaseError, chunked, fn
+
+from shopctl.db import write_transaction
+from shopctl.models import Order, OrderHistory, Product, StockMovement, SyncCursor, utcnow
+
+CHECKPOINT = "doctor ledger"
+SWEEP = 10_000
+CHUNK = 500  # ids per IN (...) list: within SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Ids to resume from: movements and history rows above `movement`/`history` are
+    unchecked; `movement_seen`/`history_seen` were the highest when the run started;
+    the sweep goes on after `product`/`order` (empty: from the start)."""
+
+    movement: int = 0
+    history: int = 0
+    movement_seen: int = 0
+    history_seen: int = 0
+    product: str = ""
+    order: str = ""
+
+    def encode(self) -> str:
+        return " ".join(str(value) or "-" for value in vars(self).values())
+
+    @classmethod
+    def decode(cls, text: str) -> Marks | None:
+        parts = text.split()
+        if len(parts) != 6 or not all(part.isdigit() for part in parts[:4]):
+            return None
+        numbers = [int(part) for part in parts[:4]]
+        product, order = (part if part != "-" else "" for part in parts[4:])
+        return cls(*numbers, product, order)
+
+
+@dataclass
+class LedgerScope:
+    """The products and orders to check (None: all of them) and the checkpoint to save
+    once they are found clean."""
+
+    products: list[str] | None
+    orders: list[str] | None
+    after: Marks
+
+    @property
+    def whole(self) -> bool:
+        return self.products is None
+
+    def product_chunks(self):
+        return [None] if self.products is None else chunked(self.products, CHUNK)
+
+    def order_chunks(self):
+        return [None] if self.orders is None else chunked(self.orders, CHUNK)
+
+    def describe(self, rows: list[str] | None, what: str) -> str:
+        if rows is None:
+            return f"all {what} checked"
+        return f"{len(rows):,} {what} checked: changed since the last clean run, and the sweep"
+
+    def save(self) -> bool:
+        """Record the checkpoint; False when the database refuses the write (read-only)."""
+        value, now = self.after.encode(), utcnow()
+        try:
+            with write_transaction():
+                SyncCursor.insert(name=CHECKPOINT, value=value, updated_at=now).on_conflict(
+                    conflict_target=[SyncCursor.name],
+                    update={SyncCursor.value: value, SyncCursor.updated_at: now},
+                ).execute()
+        except DatabaseError:
+            return False
+        return True
+
+
+def _highest(model) -> int:
+    return model.select(fn.MAX(model.id)).scalar() or 0
+
+
+def _saved() -> Marks | None:
+    row = SyncCursor.get_or_none(SyncCursor.name == CHECKPOINT)
+    return Marks.decode(row.value) if row else None
+
+
+def _sweep(model, after: str) -> tuple[list[str], str]:
+    """The next SWEEP ids after `after`, and where the next run goes on ("" : start over)."""
+    ids = [key for (key,) in model.select(model.id).where(model.id > after)
+           .order_by(model.id).limit(SWEEP).tuples()]  # fmt: skip
+    return ids, ids[-1] if len(ids) == SWEEP else ""
+
+
+def whole_shop() -> LedgerScope:
+    movement, history = _highest(StockMovement), _highest(OrderHistory)
+    return LedgerScope(None, None, Marks(movement, history, movement, history))
+
+
+def ledger_scope(full: bool = False) -> LedgerScope:
+    """Everything when `full` or when no clean run was recorded; else what changed and the
+    sweep's next slice."""
+    saved = None if full else _saved()
+    if saved is None:
+        return whole_shop()
+    movement, history = _highest(StockMovement), _highest(OrderHistory)
+    moved = StockMovement.select(StockMovement.product, StockMovement.order).where(
+        StockMovement.id > saved.movement
+    )
+    products, orders = set(), set()
+    for product_id, order_id in moved.tuples():
+        products.add(product_id)
+        if order_id is not None:
+            orders.add(order_id)
+    moved_orders = OrderHistory.select(OrderHistory.order).where(OrderHistory.id > saved.history)
+    orders.update(order_id for (order_id,) in moved_orders.tuples())
+    swept_products, next_product = _sweep(Product, saved.product)
+    swept_orders, next_order = _sweep(Order, saved.order)
+    after = Marks(
+        saved.movement_seen, saved.history_seen, movement, history, next_product, next_order
+    )
+    return LedgerScope(
+        sorted(products.union(swept_products)), sorted(orders.union(swept_orders)), after
+    )
