@@ -165,8 +165,8 @@ def build(url: str, products: int, password_hash: str, now, log=print) -> dict:
         for statement in BUILD:
             step = time.perf_counter()
             cursor.execute(statement, params)
-            log(f"    {statement.split()[0:3]} {cursor.rowcount:,} rows, "
-                f"{time.perf_counter() - step:.1f}s")  # fmt: skip
+            what = " ".join(statement.split()[:3])
+            log(f"    {what}: {cursor.rowcount:,} rows, {time.perf_counter() - step:.1f}s")
         cursor.execute("SET session_replication_role = DEFAULT")
         step = time.perf_counter()
         for _, definition in indexes:

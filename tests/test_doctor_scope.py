@@ -51,11 +51,12 @@ def test_a_clean_run_leaves_a_checkpoint_and_the_next_reads_what_changed_and_a_s
     assert SyncCursor.get_by_id(ledger_scope.CHECKPOINT).value
     scope = ledger_scope.ledger_scope()
     first = min(p.id for p in products)
-    assert scope.products == [first]  # nothing changed: only the sweep's slice
+    # Nothing changed: only the sweep's slice, the first product.
+    assert scope.products == ledger_scope.Part([], "", first)
     later = place(settings, make_user("late@example.com"), (products[3], 2))
     scope = ledger_scope.ledger_scope()
-    assert set(scope.products) == {first, products[3].id}
-    assert later.id in scope.orders
+    assert scope.products == ledger_scope.Part([products[3].id], "", first)
+    assert later.id in scope.orders.changed
     assert ledger_scope.ledger_scope(full=True).whole
 
 
@@ -109,7 +110,7 @@ def test_a_status_changed_by_hand_is_found_within_one_sweep(shop, small_sweep):
 def test_a_shop_within_one_sweep_is_read_whole_every_run(shop):
     products, _ = shop
     assert failures() == {}
-    assert sorted(ledger_scope.ledger_scope().products) == sorted(p.id for p in products)
+    assert ledger_scope.ledger_scope().products == ledger_scope.Part([], "", None)
     Product.update(quantity=0).where(Product.id == products[0].id).execute()
     assert "Cup: stock 0, movements 4" in failures()["stock ledger"]
 
@@ -127,3 +128,20 @@ def test_retention_counts_a_big_table_only_up_to_a_bound(settings, monkeypatch):
     report = Report()
     retention.check_retention(settings, report)
     assert "over 2 rows" in {c.name: c.detail for c in report.checks}["stripe_event rows"]
+
+
+def test_an_order_line_whose_movements_do_not_net_is_found_in_a_slice(shop, small_sweep):
+    products, orders = shop
+    assert failures() == {}
+    StockMovement.create(product=products[0].id, delta=1, reason="canceled", order=orders[0].id)
+    assert f"{orders[0].id} (UNPAID): movements net 0 for 1 ordered" in failures()["order stock"]
+
+
+def test_stock_without_room_is_found_in_a_slice(shop):
+    from shopctl.schemas import STOCK_COLUMN_MAX
+
+    products, _ = shop
+    assert failures() == {}  # the checkpoint is saved: the next run reads a slice
+    assert not ledger_scope.ledger_scope().whole
+    Product.update(quantity=STOCK_COLUMN_MAX).where(Product.id == products[0].id).execute()
+    assert f"Cup: stock {STOCK_COLUMN_MAX:,} + 1 held" in failures()["stock room"]

@@ -92,30 +92,45 @@ def _listing(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + more
 
 
-def _within(query, column, ids: list[str] | None):
-    return query if ids is None else query.where(column.in_(ids))
+def _within(query, condition):
+    return query if condition is None else query.where(condition)
+
+
+# Every row is read by one grouped join (a hash join over the whole ledger); a slice by
+# a sum per row through the ledger's index, since a join was planned as a scan of every
+# movement however few products the slice held.
 
 
 def stock_mismatches(scope: LedgerScope | None = None) -> list[tuple[str, int, int]]:
     """(product name, quantity, sum of movements) where they differ (in `scope`: all)."""
-    moved = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
-    found = []
-    for ids in (scope or _WHOLE).product_chunks():
-        query = (
+    found = set()  # a product both changed and swept is read twice
+    for where in (scope or _WHOLE).product_conditions(Product.id):
+        found.update(_product_sums(where).tuples())
+    return sorted((name, quantity, int(total)) for name, quantity, total in found)
+
+
+def _product_sums(where):
+    if where is None:
+        moved = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
+        return (
             Product.select(Product.name, Product.quantity, moved.alias("moved"))
             .join(StockMovement, JOIN.LEFT_OUTER, on=(StockMovement.product == Product.id))
             .group_by(Product.id, Product.name, Product.quantity)
             .having(moved != Product.quantity)
         )
-        found.extend(_within(query, Product.id, ids).tuples())
-    return sorted((name, quantity, int(total)) for name, quantity, total in found)
+    moved = StockMovement.select(fn.COALESCE(fn.SUM(StockMovement.delta), 0)).where(
+        StockMovement.product == Product.id
+    )
+    return Product.select(Product.name, Product.quantity, moved.alias("moved")).where(
+        where & (Product.quantity != moved)
+    )
 
 
 def negative_stock(scope: LedgerScope | None = None) -> list[str]:
-    names = []
-    for ids in (scope or _WHOLE).product_chunks():
+    names = set()
+    for where in (scope or _WHOLE).product_conditions(Product.id):
         query = Product.select(Product.name).where(Product.quantity < 0)
-        names += [name for (name,) in _within(query, Product.id, ids).tuples()]
+        names.update(name for (name,) in _within(query, where).tuples())
     return sorted(names)
 
 
@@ -141,9 +156,9 @@ def check_stock_ledger(report: Report, scope: LedgerScope | None = None) -> bool
 
 
 def check_stock_room(report: Report, scope: LedgerScope | None = None) -> bool:
-    crowded = []
-    for ids in (scope or _WHOLE).product_chunks():
-        crowded += products_without_room(ids)
+    crowded = set()
+    for where in (scope or _WHOLE).product_conditions(Product.id):
+        crowded.update(products_without_room(where))
     if crowded:
         report.add(
             "stock room",
@@ -163,45 +178,45 @@ def order_stock_mismatches(scope: LedgerScope | None = None) -> list[tuple[str, 
     """(order id, status, problem) for orders whose stock movements or flag do not add up
     (of the orders in `scope`: all)."""
     problems: dict[str, tuple[str, str]] = {}
-    for ids in (scope or _WHOLE).order_chunks():
-        _order_problems(ids, problems)
+    for where in (scope or _WHOLE).order_conditions(Order.id):
+        _order_problems(where, problems)
     return sorted((order_id, status, problem) for order_id, (status, problem) in problems.items())
 
 
-def _order_problems(ids: list[str] | None, problems: dict[str, tuple[str, str]]) -> None:
-    net = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
+def _line_nets(where):
+    """Order lines whose own movements do not net to what the line should hold."""
     # An order line's own movements net to -quantity while held, to 0 once released.
     expected = Case(None, [(Order.stock_released == False, OrderItem.quantity * -1)], 0)  # noqa: E712
-    lines = (
-        OrderItem.select(
-            Order.id, Order.status, Order.stock_released, OrderItem.quantity, net.alias("net")
+    columns = (Order.id, Order.status, Order.stock_released, OrderItem.quantity)
+    own = (StockMovement.order == OrderItem.order) & (StockMovement.product == OrderItem.product)
+    if where is None:
+        net = fn.COALESCE(fn.SUM(StockMovement.delta), 0)
+        return (
+            OrderItem.select(*columns, net.alias("net"))
+            .join(Order)
+            .join(StockMovement, JOIN.LEFT_OUTER, on=own)
+            .group_by(*columns, OrderItem.id)
+            .having(net != expected)
         )
-        .join(Order)
-        .join(
-            StockMovement,
-            JOIN.LEFT_OUTER,
-            on=(
-                (StockMovement.order == OrderItem.order)
-                & (StockMovement.product == OrderItem.product)
-            ),
-        )
-        .group_by(Order.id, Order.status, Order.stock_released, OrderItem.id, OrderItem.quantity)
-        .having(net != expected)
-    )
-    for order_id, status, _, quantity, net_units in _within(lines, Order.id, ids).tuples():
+    net = StockMovement.select(fn.COALESCE(fn.SUM(StockMovement.delta), 0)).where(own)
+    return OrderItem.select(*columns, net.alias("net")).join(Order).where(where & (expected != net))
+
+
+def _order_problems(where, problems: dict[str, tuple[str, str]]) -> None:
+    for order_id, status, _, quantity, net_units in _line_nets(where).tuples():
         problems.setdefault(order_id, (status, _net_problem(net_units, quantity)))
     flags = Order.select(Order.id, Order.status, Order.stock_released).where(
         (Order.status.in_(HOLDING) & (Order.stock_released == True))  # noqa: E712
         | (Order.status.in_(RELEASED) & (Order.stock_released == False))  # noqa: E712
     )
-    for order_id, status, released in _within(flags, Order.id, ids).tuples():
+    for order_id, status, released in _within(flags, where).tuples():
         problems.setdefault(order_id, (status, "released" if released else "still holds stock"))
-    for order_id, released in _refunds_that_moved_stock(ids):
+    for order_id, released in _refunds_that_moved_stock(where):
         problem = "its refund returned the stock" if released else "still holds stock"
         problems.setdefault(order_id, ("REFUNDED", problem))
 
 
-def _refunds_that_moved_stock(ids: list[str] | None) -> list[tuple[str, bool]]:
+def _refunds_that_moved_stock(where) -> list[tuple[str, bool]]:
     """(order id, stock_released) of REFUNDED orders whose stock flag is not what it was
     before their (latest) refund: held if refunded from PAID, released otherwise."""
     latest = OrderHistory.alias("latest")
@@ -221,7 +236,7 @@ def _refunds_that_moved_stock(ids: list[str] | None) -> list[tuple[str, bool]]:
             )
         )
     )
-    return list(_within(query, Order.id, ids).tuples())
+    return list(_within(query, where).tuples())
 
 
 def _net_problem(net_units: int, quantity: int) -> str:

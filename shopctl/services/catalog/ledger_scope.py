@@ -57,29 +57,51 @@ class Marks:
         return cls(*numbers, product, order)
 
 
+@dataclass(frozen=True)
+class Part:
+    """Rows of one table to check: the ids named by changes, and the sweep's slice, a
+    range of ids (after, upto]; upto None: to the end. A range, not a list, so the slice
+    is one index range scan (a list of 500 ids was planned as a scan of the table)."""
+
+    changed: list[str]
+    after: str
+    upto: str | None
+
+    def conditions(self, column) -> list:
+        """WHERE conditions on `column` (the table's id or a reference to it), one query
+        each; a row may be named by two (the caller counts it once)."""
+        swept = column > self.after
+        if self.upto is not None:
+            swept &= column <= self.upto
+        return [column.in_(ids) for ids in chunked(self.changed, CHUNK)] + [swept]
+
+    def describe(self, what: str) -> str:
+        return f"{len(self.changed):,} {what} changed since the last clean run and the sweep's next"
+
+
 @dataclass
 class LedgerScope:
     """The products and orders to check (None: all of them) and the checkpoint to save
     once they are found clean."""
 
-    products: list[str] | None
-    orders: list[str] | None
-    after: Marks
+    products: Part | None
+    orders: Part | None
+    after: Marks | None
 
     @property
     def whole(self) -> bool:
         return self.products is None
 
-    def product_chunks(self):
-        return [None] if self.products is None else chunked(self.products, CHUNK)
+    def product_conditions(self, column) -> list:
+        return [None] if self.products is None else self.products.conditions(column)
 
-    def order_chunks(self):
-        return [None] if self.orders is None else chunked(self.orders, CHUNK)
+    def order_conditions(self, column) -> list:
+        return [None] if self.orders is None else self.orders.conditions(column)
 
-    def describe(self, rows: list[str] | None, what: str) -> str:
-        if rows is None:
+    def describe(self, part: Part | None, what: str) -> str:
+        if part is None:
             return f"all {what} checked"
-        return f"{len(rows):,} {what} checked: changed since the last clean run, and the sweep"
+        return f"{part.describe(what)} {SWEEP:,}"
 
     def save(self) -> bool:
         """Record the checkpoint; False when the database refuses the write (read-only)."""
@@ -104,11 +126,17 @@ def _saved() -> Marks | None:
     return Marks.decode(row.value) if row else None
 
 
-def _sweep(model, after: str) -> tuple[list[str], str]:
-    """The next SWEEP ids after `after`, and where the next run goes on ("" : start over)."""
-    ids = [key for (key,) in model.select(model.id).where(model.id > after)
-           .order_by(model.id).limit(SWEEP).tuples()]  # fmt: skip
-    return ids, ids[-1] if len(ids) == SWEEP else ""
+def _sweep(model, after: str) -> str | None:
+    """The last id of the next SWEEP after `after` (None: fewer are left, the slice runs to
+    the end and the next run starts over); read from the id index, no row is fetched."""
+    return (
+        model.select(model.id)
+        .where(model.id > after)
+        .order_by(model.id)
+        .offset(SWEEP - 1)
+        .limit(1)
+        .scalar()
+    )
 
 
 def whole_shop() -> LedgerScope:
@@ -133,11 +161,17 @@ def ledger_scope(full: bool = False) -> LedgerScope:
             orders.add(order_id)
     moved_orders = OrderHistory.select(OrderHistory.order).where(OrderHistory.id > saved.history)
     orders.update(order_id for (order_id,) in moved_orders.tuples())
-    swept_products, next_product = _sweep(Product, saved.product)
-    swept_orders, next_order = _sweep(Order, saved.order)
+    last_product, last_order = _sweep(Product, saved.product), _sweep(Order, saved.order)
     after = Marks(
-        saved.movement_seen, saved.history_seen, movement, history, next_product, next_order
+        saved.movement_seen,
+        saved.history_seen,
+        movement,
+        history,
+        last_product or "",
+        last_order or "",
     )
     return LedgerScope(
-        sorted(products.union(swept_products)), sorted(orders.union(swept_orders)), after
+        Part(sorted(products), saved.product, last_product),
+        Part(sorted(orders), saved.order, last_order),
+        after,
     )

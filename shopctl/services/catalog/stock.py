@@ -49,20 +49,28 @@ def check_room(product_id: str, quantity: int) -> None:
         )
 
 
-def products_without_room(ids: list[str] | None = None) -> list[tuple[str, int, int]]:
+def products_without_room(where=None) -> list[tuple[str, int, int]]:
     """(name, stock, held by orders) where giving the held units back would overflow: only
     stock written before the bound existed (or outside shopctl) can be like that. Of the
-    products `ids` (None: all); doctor's check (ledger.py) reads them a slice at a time."""
-    held = fn.COALESCE(fn.SUM(OrderItem.quantity), 0)
-    query = (
-        Product.select(Product.name, Product.quantity, held.alias("held"))
-        .join(OrderItem, on=(OrderItem.product == Product.id))
-        .join(Order, on=(Order.id == OrderItem.order))
-        .where(Order.stock_released == False)  # noqa: E712
-        .group_by(Product.id, Product.name, Product.quantity)
-        .having(Product.quantity + held > STOCK_COLUMN_MAX)
-        .order_by(Product.name)
-    )
-    if ids is not None:
-        query = query.where(Product.id.in_(ids))
-    return [(name, quantity, int(units)) for name, quantity, units in query.tuples()]
+    products `where` selects (None: all); doctor (ledger.py) reads a slice at a time."""
+    if where is None:
+        held = fn.COALESCE(fn.SUM(OrderItem.quantity), 0)
+        query = (
+            Product.select(Product.name, Product.quantity, held.alias("held"))
+            .join(OrderItem, on=(OrderItem.product == Product.id))
+            .join(Order, on=(Order.id == OrderItem.order))
+            .where(Order.stock_released == False)  # noqa: E712
+            .group_by(Product.id, Product.name, Product.quantity)
+            .having(Product.quantity + held > STOCK_COLUMN_MAX)
+        )
+    else:  # a sum per product through the index on order_item.product_id
+        held = (
+            OrderItem.select(fn.COALESCE(fn.SUM(OrderItem.quantity), 0))
+            .join(Order)
+            .where((OrderItem.product == Product.id) & (Order.stock_released == False))  # noqa: E712
+        )
+        query = Product.select(Product.name, Product.quantity, held.alias("held")).where(
+            where & (Product.quantity + held > STOCK_COLUMN_MAX)
+        )
+    rows = query.order_by(Product.name).tuples()
+    return [(name, quantity, int(units)) for name, quantity, units in rows]

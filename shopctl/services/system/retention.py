@@ -216,7 +216,7 @@ def last_run() -> datetime | None:
 # --- what doctor shows -------------------------------------------------------------------
 
 OVERDUE = timedelta(days=2)
-COUNTED = 100_000  # rows doctor counts one by one; a bigger table is "over 100,000"
+COUNTED = 10_000  # rows doctor counts one by one; a bigger table is "over 10,000"
 
 
 def table_summaries(settings: Settings, now: datetime | None = None) -> list[dict]:
