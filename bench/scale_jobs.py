@@ -80,12 +80,14 @@ def main() -> int:
     parser.add_argument("--products", required=True, help="comma-separated in-stock ids")
     args = parser.parse_args()
     from shopctl import db
+    from shopctl.commands.common import start_logging
     from shopctl.config import load_settings
 
     settings = load_settings()
     url = settings.database_url
     # One connection: the backends measured are this process's, and they live throughout.
     db.init_database(url, max_connections=1, create=False)
+    start_logging(settings)  # the business log lines `orders expire` writes, as cron runs it
     users, products = args.users.split(","), args.products.split(",")
     out = {"doctorFirst": doctor_round(url, settings), "expireNone": [], "expireDue": []}
     for n in range(args.rounds):
