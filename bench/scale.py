@@ -140,9 +140,10 @@ def deep_pages(ctx: Context, size: int) -> tuple[list[str], str]:
         return lines, f"page {depth:,} by OFFSET (cursor pending)"
     cursor, lines = first["meta"]["nextCursor"], []
     for page in range(2, depth + 20):
+        path = f"{base}&{urlencode({'cursor': cursor})}"
         if page >= depth:
-            lines.append(payloads.line("GET", f"{base}&cursor={cursor}"))
-        cursor = get_json(connection, f"{base}&cursor={cursor}")["meta"]["nextCursor"]
+            lines.append(payloads.line("GET", path))
+        cursor = get_json(connection, path)["meta"]["nextCursor"]
     connection.close()
     return lines, f"cursor page {depth:,}"
 
