@@ -33,7 +33,7 @@ FILLED = ("user", "product", "order", "order_item", "payment", "order_history",
 BUILD = [
     """CREATE TEMP TABLE scale_line AS
        SELECT n AS order_no, k AS line_no,
-              1 + (n * 7919 + k * 104729) %% %(n)s AS product_no,
+              1 + (n::bigint * 7919 + k * 104729) %% %(n)s AS product_no,
               CASE WHEN n %% 1000 = 0 THEN 'UNPAID' WHEN n %% 20 IN (1, 2) THEN 'EXPIRED'
                    WHEN n %% 20 = 3 THEN 'CANCELED' ELSE 'PAID' END AS status
        FROM generate_series(1, %(o)s) AS n, generate_series(1, 1 + n %% 2) AS k""",
