@@ -20,6 +20,7 @@ read the highest id is still checked by the next one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from peewee import DatabaseError, chunked, fn
 
@@ -59,21 +60,26 @@ class Marks:
 
 @dataclass(frozen=True)
 class Part:
-    """Rows of one table to check: the ids named by changes, and the sweep's slice, a
-    range of ids (after, upto]; upto None: to the end. A range, not a list, so the slice
-    is one index range scan (a list of 500 ids was planned as a scan of the table)."""
+    """Rows of one table to check: the ids named by changes, and the sweep's slice as
+    ranges of ids (bounds[0], bounds[1]], (bounds[1], bounds[2]], …, CHUNK rows each; with
+    `open_end` the last range runs to the end of the table.
+
+    Ranges, not lists of ids, so each is an index range scan (a list of 500 ids was planned
+    as a scan of the table); CHUNK rows at a time, so each query's plan stays a few index
+    probes per row (ten thousand at once were planned as a hash join over every order
+    line, and compiled by JIT for longer than they ran)."""
 
     changed: list[str]
-    after: str
-    upto: str | None
+    bounds: list[str]
+    open_end: bool
 
     def conditions(self, column) -> list:
         """WHERE conditions on `column` (the table's id or a reference to it), one query
         each; a row may be named by two (the caller counts it once)."""
-        swept = column > self.after
-        if self.upto is not None:
-            swept &= column <= self.upto
-        return [column.in_(ids) for ids in chunked(self.changed, CHUNK)] + [swept]
+        ranges = [(column > low) & (column <= high) for low, high in pairwise(self.bounds)]
+        if self.open_end:
+            ranges[-1:] = [column > self.bounds[-2 if len(self.bounds) > 1 else -1]]
+        return [column.in_(ids) for ids in chunked(self.changed, CHUNK)] + ranges
 
     def describe(self, what: str) -> str:
         return f"{len(self.changed):,} {what} changed since the last clean run and the sweep's next"
@@ -126,17 +132,15 @@ def _saved() -> Marks | None:
     return Marks.decode(row.value) if row else None
 
 
-def _sweep(model, after: str) -> str | None:
-    """The last id of the next SWEEP after `after` (None: fewer are left, the slice runs to
-    the end and the next run starts over); read from the id index, no row is fetched."""
-    return (
-        model.select(model.id)
-        .where(model.id > after)
-        .order_by(model.id)
-        .offset(SWEEP - 1)
-        .limit(1)
-        .scalar()
-    )
+def _sweep(model, after: str) -> tuple[list[str], bool]:
+    """The bounds of the next SWEEP ids after `after`, CHUNK apart, and whether fewer were
+    left (then the slice runs to the end and the next run starts over). From the id index."""
+    query = model.select(model.id).where(model.id > after).order_by(model.id).limit(SWEEP)
+    ids = [key for (key,) in query.tuples()]
+    ends = ids[CHUNK - 1 :: CHUNK]
+    if ids and ends[-1:] != ids[-1:]:
+        ends.append(ids[-1])
+    return [after, *ends], len(ids) < SWEEP
 
 
 def whole_shop() -> LedgerScope:
@@ -161,17 +165,18 @@ def ledger_scope(full: bool = False) -> LedgerScope:
             orders.add(order_id)
     moved_orders = OrderHistory.select(OrderHistory.order).where(OrderHistory.id > saved.history)
     orders.update(order_id for (order_id,) in moved_orders.tuples())
-    last_product, last_order = _sweep(Product, saved.product), _sweep(Order, saved.order)
+    product_bounds, products_end = _sweep(Product, saved.product)
+    order_bounds, orders_end = _sweep(Order, saved.order)
     after = Marks(
         saved.movement_seen,
         saved.history_seen,
         movement,
         history,
-        last_product or "",
-        last_order or "",
+        "" if products_end else product_bounds[-1],
+        "" if orders_end else order_bounds[-1],
     )
     return LedgerScope(
-        Part(sorted(products), saved.product, last_product),
-        Part(sorted(orders), saved.order, last_order),
+        Part(sorted(products), product_bounds, products_end),
+        Part(sorted(orders), order_bounds, orders_end),
         after,
     )
