@@ -346,6 +346,35 @@ def test_one_orders_stripe_failure_does_not_block_the_rest_of_its_batch(
     assert_ledger_consistent()
 
 
+def test_reconcile_lists_an_order_stripe_does_not_know_and_goes_on(stripe_stack, settings, cli):
+    """Pins `payments reconcile` (and `--apply`) stopping at the first session Stripe
+    answered 404 for: the rest of the run, here a payment whose webhook never came, was
+    neither reported nor applied."""
+    shopper, mug = buyer(stripe_stack, settings), make_product("Mug", quantity=9)
+    stripe_stack.configure(webhooks_enabled=False)
+    unknown, paid = shopper.order_now(mug, 1), shopper.order_now(mug, 1)
+    stripe_stack.pay(paid["sessionId"])
+    Payment.update(session_id="cs_test_not_known_to_stripe").where(
+        Payment.id == unknown["paymentId"]
+    ).execute()
+
+    for apply in ((), ("--apply",)):
+        result = cli("payments", "reconcile", *apply, "--json")
+        assert result.exit_code == 0, result.output
+        gaps = {gap["orderId"]: gap for gap in json.loads(result.stdout)}
+        assert gaps[paid["orderId"]]["kind"] == "paid-at-stripe"
+        assert gaps[paid["orderId"]]["applied"] is bool(apply)
+        attention = gaps[unknown["orderId"]]
+        assert attention["kind"] == "unknown-to-stripe" and attention["applied"] is False
+        assert "cs_test_not_known_to_stripe" in attention["detail"]
+        assert "STRIPE_SECRET_KEY" in attention["fix"]
+        assert f"shopctl orders cancel {unknown['orderId']}" in attention["fix"]
+    assert Order.get_by_id(paid["orderId"]).status == "PAID"
+    assert Order.get_by_id(unknown["orderId"]).status == "UNPAID"
+    table = cli("payments", "reconcile")
+    assert table.exit_code == 0 and "unknown-to-stripe" in table.output, table.output
+
+
 # --- the setting ------------------------------------------------------------------------------
 
 

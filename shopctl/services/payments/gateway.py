@@ -132,6 +132,13 @@ def provider_error(error: stripe.StripeError) -> PaymentProviderError:
     return PaymentProviderError(f"Stripe refused the call ({describe(error)})")
 
 
+def is_unknown(error: BaseException) -> bool:
+    """Stripe answered that the object does not exist (404): a changed key or account."""
+    return isinstance(error, stripe.InvalidRequestError) and (
+        error.http_status == 404 or error.code == "resource_missing"
+    )
+
+
 def is_already_complete(error: stripe.StripeError) -> bool:
     """Stripe refuses to expire a session that is no longer open."""
     return isinstance(error, stripe.InvalidRequestError) and "open" in str(error).lower()
