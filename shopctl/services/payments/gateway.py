@@ -6,9 +6,9 @@ Each call is async underneath and has one overall deadline, `STRIPE_TIMEOUT` sec
 (connect, read and the client's retries together): when it passes, the call is
 abandoned and `StripeTimeout` (an `APIConnectionError`) is raised. The API awaits the
 `*_async` functions on its event loop, between short database steps, so a slow Stripe
-holds neither a thread nor a transaction. The CLI, the cron job and webhook follow-ups
-call the plain functions, which run the same coroutine on a private event loop thread
-(`run`) and wait for it — bounded by the same deadline.
+holds neither a thread nor a transaction (a webhook's follow-up, a late payment's refund,
+too). The CLI and the cron job call the plain functions, which run the same coroutine on a
+private event loop thread (`run`) and wait for it — bounded by the same deadline.
 """
 
 from __future__ import annotations
