@@ -114,7 +114,7 @@ def test_20_cancels_against_a_hanging_stripe_leave_reads_and_health_fast(start_s
     product reads waited behind them (40 s, 19 s) and the cancels ended as 500s.
 
     A read stuck behind a cancel would wait for Stripe's whole deadline (5 s here); the
-    bound, 2 s, leaves room for a loaded CI machine (reads take milliseconds when idle)."""
+    issue's bound is a second."""
     shopper, mug = make_user(), make_product("Mug", quantity=100)
     orders = [place(settings, shopper, (mug, 1)) for _ in range(20)]
     with_sessions(*orders)
@@ -151,7 +151,7 @@ def test_20_cancels_against_a_hanging_stripe_leave_reads_and_health_fast(start_s
     assert {probe.path for probe in during} == {"/api/v1/health", "/api/v1/product?limit=20"}
     assert all(probe.status == 200 for probe in probes)
     slowest = max(probe.seconds for probe in during)
-    assert slowest < 2.0, f"a read waited {slowest:.1f} s behind the cancels"
+    assert slowest < 1.0, f"a read waited {slowest:.2f} s behind the cancels"
     assert len(stripe_server.accepted) >= 20  # every cancel asked Stripe, all at once
     for order in orders:
         response = answers[order.id]
