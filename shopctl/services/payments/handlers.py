@@ -193,11 +193,16 @@ def _link(
     ctx: Context, order: Order, payment: Payment, session_id: str | None, intent_id: str | None
 ) -> None:
     """Remember Stripe's ids the first time an event tells us them, if they are ours: a
-    session or PaymentIntent is adopted only when its amount, currency and metadata agree."""
+    session or PaymentIntent is adopted only when its amount, currency and metadata agree
+    (verification.py; a paid earlier session of the order brings its own PaymentIntent)."""
     new_session = session_id and not payment.session_id
-    new_intent = intent_id and not payment.payment_intent_id
-    if not (new_session or new_intent) or verification.mismatch(order, payment, ctx.obj):
+    new_intent = intent_id and intent_id != payment.payment_intent_id
+    converted = verification.converted(ctx.obj)
+    if not (new_session or new_intent or converted):
         return
+    if verification.mismatch(order, payment, ctx.obj):
+        return
+    replaced_intent = new_intent and payment.payment_intent_id is not None
     if new_session:
         ctx.stage(payment, session_id=session_id)
     if new_intent:
@@ -206,6 +211,8 @@ def _link(
         total = min(refund_ledger.counted_total(payment.id), payment.amount_cents)
         if total > payment.refunded_cents:
             ctx.stage(payment, refunded_cents=total)
+    if session_id and (converted or replaced_intent):
+        verification.remember_session(payment, ctx.obj, intent_id, ctx.actor)
 
 
 def _move(
