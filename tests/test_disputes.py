@@ -307,3 +307,25 @@ def test_migration_0010_adds_disputes_rolls_back_and_applies_again(fresh_databas
     assert not {"dispute", "fraud_warning"} & set(fresh_database.get_tables())
     assert "disputed" not in {c.name for c in fresh_database.get_columns("order")}
     assert runner.up("0010_disputes") == ["0010_disputes"]
+
+
+def test_an_event_whose_dispute_object_is_malformed_is_kept_not_retried(cli, tmp_path):
+    """A signed event can still carry an object we cannot read: stored IGNORED with the
+    reason (never FAILED, which Stripe would retry for days), nothing else written."""
+    event = {
+        "id": "evt_malformed_dispute",
+        "object": "event",
+        "type": "charge.dispute.created",
+        "created": int(time.time()),
+        "data": {"object": {"id": "du_malformed", "object": "dispute", "status": "lost"}},
+    }
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    result = cli("events", "replay", "--file", str(path))
+    assert result.exit_code == 0, result.output
+    stored = StripeEvent.get_by_id("evt_malformed_dispute")
+    assert (stored.status, stored.last_error) == (
+        "IGNORED",
+        "not a dispute object: no id, status or amount",
+    )
+    assert Dispute.select().count() == 0

@@ -54,6 +54,9 @@ CLOSED = ("warning_closed", "won", "lost", "prevented")
 # Open and lost disputes hold it: the money is, or went, back to the buyer.
 RESOLVED_FOR_US = ("warning_closed", "won", "prevented")
 _CLOSED_RANK = len(OPEN)
+# Far beyond Stripe's largest payment (8 digits): a bigger number is not Stripe's, and
+# storing it would fail the event for ever (a 64-bit column).
+_PLAUSIBLE = 10**12
 
 
 def is_open(status: str) -> bool:
@@ -110,7 +113,7 @@ def _dispute_fields(obj: dict) -> dict | None:
     amount, status = obj.get("amount"), obj.get("status")
     if not (isinstance(obj.get("id"), str) and obj["id"]) or not isinstance(status, str):
         return None
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+    if not _is_amount(amount):
         return None
     evidence = obj.get("evidence_details") if isinstance(obj.get("evidence_details"), dict) else {}
     withdrawn, reinstated = _funds(obj.get("balance_transactions"))
@@ -131,12 +134,15 @@ def _dispute_fields(obj: dict) -> dict | None:
 def _funds(transactions) -> tuple[int, int]:
     """Money withdrawn from and reinstated to the balance: the dispute's balance
     transactions' gross amounts (negative out, positive back; Stripe's fee apart)."""
-    amounts = [
-        t.get("amount")
-        for t in transactions or ()
-        if isinstance(t, dict) and isinstance(t.get("amount"), int)
-    ]
+    if not isinstance(transactions, list):
+        return 0, 0
+    amounts = [t.get("amount") for t in transactions if isinstance(t, dict)]
+    amounts = [a for a in amounts if type(a) is int and _is_amount(abs(a))]
     return sum(-a for a in amounts if a < 0), sum(a for a in amounts if a > 0)
+
+
+def _is_amount(value) -> bool:
+    return type(value) is int and 0 <= value < _PLAUSIBLE
 
 
 def _problem(fields: dict, payment: Payment | None) -> str | None:
@@ -296,6 +302,7 @@ def fraud_warning_changed(ctx: Context) -> None:
             f"early fraud warning {warning_id} stored unlinked: PaymentIntent "
             f"{intent or '(none)'} is not one of ours"
         )[:2000]
+        ctx.note(ctx.outcome)
         return
     if row.actionable != was_actionable and (row.actionable or was_actionable):
         state = "actionable: shipping waits" if row.actionable else "no longer actionable"
