@@ -27,9 +27,10 @@ def doctor(
 ) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
-    Exits 1 when anything is wrong. The stock checks read what changed since the last
-    clean run and the next 10,000 products and orders of a sweep over the whole shop
-    (a small shop is checked whole every run); --full reads everything.
+    Exits 1 when anything is wrong; a warning (e.g. an open dispute) is shown, exit 0.
+    The stock checks read what changed since the last clean run and the next 10,000
+    products and orders of a sweep over the whole shop (a small shop is checked whole
+    every run); --full reads everything.
 
     \b
     Examples: shopctl doctor --json;
@@ -67,7 +68,9 @@ def _print_report(report) -> None:
     grid.add_column(overflow="fold")
     for check in report.checks:
         mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        if check.ok and check.warning:
+            mark = "[yellow]warn[/]"
         grid.add_row(mark, check.name, text(check.detail))
-        if check.hint and not check.ok:
+        if check.hint and (check.warning or not check.ok):
             grid.add_row("", "", text(f"→ {check.hint}"))
     console().print(grid)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from shopctl.config import Settings
 from shopctl.services.catalog.ledger import ledger_checks
 from shopctl.services.common import Report
+from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.payments.verification import check_reviews
 from shopctl.services.system.checks import check_configuration, check_database
@@ -21,6 +22,8 @@ def data_checks(settings: Settings, full: bool = False) -> list[tuple[str, Calla
         *ledger_checks(full),
         ("webhooks", check_webhooks),
         ("payment checks", check_reviews),
+        ("disputes", check_disputes),
+        ("fraud warnings", check_fraud_warnings),
         ("retention", lambda report: check_retention(settings, report)),
     ]
 
