@@ -36,7 +36,7 @@ SAMPLED_IDS = 10_000
 DEEP_PAGES = 5_000
 PAGE = 20
 WEBHOOKS_PER_SECOND = 1500
-RARE_SEARCHES = ("No. 4242", "Walnut Backpack No. 7", "zebra", "qqqxz")  # a few rows, none
+NO_MATCH = ("zebra", "qqqxz")
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -85,8 +85,9 @@ def prepare(args, size: int, workdir: Path) -> tuple[Context, dict]:
             "now(), now())",
             (admin,),
         )
-        cursor.execute("SELECT id FROM product ORDER BY random() LIMIT %s", (SAMPLED_IDS,))
-        catalog = [pid for (pid,) in cursor.fetchall()]
+        cursor.execute("SELECT id, name FROM product ORDER BY random() LIMIT %s", (SAMPLED_IDS,))
+        sampled = cursor.fetchall()
+    catalog = [pid for pid, _ in sampled]
     stock = dataset.insert_stock_products(db_url)
     ctx = Context(
         args=args,
@@ -103,6 +104,9 @@ def prepare(args, size: int, workdir: Path) -> tuple[Context, dict]:
         wrk=load.WrkSettings(args.threads, args.connections, args.duration),
     )
     ctx.admin_token = token_for(env, admin, "admin@scale.example", "ADMIN")
+    # Whole names match one product (or a few) at every size; "No. 42" would match more
+    # the bigger the catalog.
+    ctx.rare_searches = [name for _, name in sampled[:2]] + list(NO_MATCH)
     count = int(args.duration * WEBHOOKS_PER_SECOND)
     dataset.insert_orders(
         db_url, "webhook", count, [u for u, _ in users], stock, expires_in=timedelta(hours=3)
@@ -162,7 +166,7 @@ def requests(ctx: Context, size: int) -> list[tuple[str, str, list[str], load.Wr
     ]
     rare = [
         payloads.line("GET", f"{payloads.API}/product?{urlencode({'limit': PAGE, 'search': t})}")
-        for t in RARE_SEARCHES
+        for t in ctx.rare_searches
     ]
     ids = list(ctx.catalog)
     ctx.rng.shuffle(ids)
