@@ -71,7 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add("--json", type=Path, help="also write every figure to this JSON file")
     add("--markdown", action="store_true", help="print the tables as Markdown")
-    add("--keep", action="store_true", help="keep the work directory (logs, request files)")
+    add(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (logs, request files); with --scale, the databases too",
+    )
     add(
         "--setup-sql",
         type=Path,
