@@ -15,6 +15,7 @@ from shopctl.commands import (
     products,
     sandbox,
     serve,
+    shipping,
     users,
 )
 
@@ -55,6 +56,7 @@ app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
 app.add_typer(api.app, name="api")
+app.add_typer(shipping.app, name="shipping")
 
 
 def _whole_summaries(group: typer.Typer) -> None:
