@@ -7,7 +7,9 @@ replay`, `events sync`, `payments reconcile --apply`, a cancel or an expiry that
 the session paid) goes through the handlers, and the handlers ask `mismatch()` first:
 
 * the amount and currency equal the order's (for a session with `currency_conversion`,
-  Adaptive Pricing before API version 2025-03-31, its source amount and currency);
+  Adaptive Pricing before API version 2025-03-31, its source amount and currency); a
+  session's amount is the goods plus the chosen shipping rate's amount in our table, and
+  a shipping cost that differs from it, or a rate we did not offer, is a mismatch;
 * the session id and the PaymentIntent id equal the stored ones once we know them;
 * metadata that names an order or a payment names this one, and a PaymentIntent we do
   not know yet is adopted only when its metadata names this payment.
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from shopctl.models import Order, Payment, PaymentReview, utcnow
 from shopctl.services.common import Report
 from shopctl.services.orders.money_views import review_json  # noqa: F401  (re-exported)
+from shopctl.services.orders.shipping import goods_cents
+from shopctl.services.payments.shipping_checkout import chosen_shipping
 
 OPEN, REFUNDED, DISMISSED = "OPEN", "REFUNDED", "DISMISSED"
 PAYING = ("checkout.session", "payment_intent", "charge")
@@ -81,11 +85,14 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     if what.kind not in PAYING:
         return f"a {what.kind} object cannot pay an order"
     problems = []
+    expected, shipping_problem = expected_amount(order, obj)
+    if shipping_problem:
+        problems.append(shipping_problem)
     amount, currency = what.amount, what.currency
     if not isinstance(amount, int) or isinstance(amount, bool):
         problems.append("no amount")
-    elif amount != order.amount_cents:
-        problems.append(f"amount {amount} is not the order's {order.amount_cents}")
+    elif amount != expected:
+        problems.append(f"amount {amount} is not the order's {expected}")
     if not isinstance(currency, str):
         problems.append("no currency")
     elif currency.lower() != order.currency.lower():
@@ -104,6 +111,19 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     if adopting and named_payment != payment.id:
         problems.append("a PaymentIntent we do not know must name this payment in its metadata")
     return "; ".join(problems) or None
+
+
+def expected_amount(order: Order, obj: dict) -> tuple[int, str | None]:
+    """What `obj` must charge for `order`, and why its shipping is not ours (or None).
+
+    A Checkout Session charges the goods plus the shipping rate the buyer chose, at our
+    rate's amount (shipping_checkout.py); anything else charges the order's amount, which
+    includes shipping once the session's payment was applied.
+    """
+    if obj.get("object") != "checkout.session":
+        return order.amount_cents, None
+    shipping, problem = chosen_shipping(obj)
+    return goods_cents(order) + (shipping.amount_cents if shipping else 0), problem
 
 
 def flag(
