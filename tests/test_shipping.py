@@ -242,7 +242,7 @@ def test_rates_add_list_disable_and_bad_input(cli, db):
         (("add", "Odd", "--amount", "ten"), 2, "amount"),
         (("add", "Standard", "--amount", "700"), 1, "already named"),
         (("disable", "999"), 1, "No shipping rate 999"),
-        (("disable", "abc"), 2, "ID"),
+        (("disable", "abc"), 2, "RATE_ID"),
     ]
     for args, code, says in refused:
         result = cli("shipping", "rates", *args)

@@ -105,7 +105,7 @@ def list_rates(
 @rates.command("disable")
 @handle_errors
 def disable(
-    rate_id: int = typer.Argument(..., metavar="ID", help="The rate's id (shipping rates list)."),
+    rate_id: int = typer.Argument(..., metavar="RATE_ID", help="Its id (shipping rates list)."),
 ) -> None:
     """Stop offering a shipping rate; sessions already open with it are still accepted.
 
