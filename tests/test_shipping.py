@@ -159,6 +159,33 @@ def test_pay_without_a_choice_ships_the_test_address_at_the_first_rate(
     assert order["shipping"]["address"]["line1"]
 
 
+def test_the_hosted_page_asks_for_the_address_and_offers_the_rates(shipping_stack, settings, cli):
+    _add_rates(cli)
+    shopper, mug = buyer(shipping_stack, settings), product(price_cents=1250)
+    placed = shopper.order_now(mug)
+    page_url = f"/checkout/pay/{placed['sessionId']}"
+    page = shipping_stack.http.get(page_url).text
+    assert "Shipping address" in page and "<option>CA</option>" in page
+    assert "Standard 5.00 USD" in page and "Express 15.00 USD" in page
+    express = _session(shipping_stack, placed["sessionId"])["shipping_options"][1]
+    form = {
+        "name": "Grace Hopper",
+        "line1": "1 Navy Yard",
+        "city": "Ottawa",
+        "postal_code": "K1A 0B1",
+        "country": "CA",
+        "phone": "+1 613 555 0100",
+        "shipping_rate": express["shipping_rate"],
+    }
+    answer = shipping_stack.http.post(f"{page_url}/pay", data=form)
+    assert answer.status_code == 303, answer.text
+    wait_status(placed["orderId"], "PAID")
+    shipping = _order(shopper, placed["orderId"])["shipping"]
+    assert shipping["address"]["name"] == "Grace Hopper"
+    assert shipping["address"]["country"] == "CA" and shipping["rate"]["name"] == "Express"
+    assert shipping["address"]["phone"] == "+1 613 555 0100"
+
+
 def test_a_signed_session_whose_shipping_cost_is_not_our_rate_is_flagged_not_paid(
     shipping_stack, settings, cli
 ):

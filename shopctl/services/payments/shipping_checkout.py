@@ -83,7 +83,7 @@ def _id(value) -> str | None:
 
 
 def _offered(obj: dict) -> list[int] | None:
-    """Our rate ids the session was offered (metadata), None when it offered shipping at all."""
+    """Our rate ids the session was offered (its metadata); None when it offered no shipping."""
     text = _dict(obj.get("metadata")).get(RATES_KEY)
     if not isinstance(text, str):
         return None
@@ -105,7 +105,7 @@ def _details(obj: dict) -> dict | None:
 
 
 def _text(value, limit: int) -> str | None:
-    return value.strip()[:limit] or None if isinstance(value, str) else None
+    return (value.strip()[:limit] or None) if isinstance(value, str) else None
 
 
 def _chosen_rate(obj: dict, offered: list[int]) -> int | None:
