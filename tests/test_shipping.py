@@ -225,6 +225,39 @@ def test_a_signed_session_whose_shipping_cost_is_not_our_rate_is_flagged_not_pai
     assert _order(shopper, placed["orderId"])["amountCents"] == 1750
 
 
+def test_an_older_api_version_shape_and_an_expanded_rate_are_read_too(
+    shipping_stack, settings, cli
+):
+    """Before 2025-03-31 the address was the session's top-level `shipping_details`; an
+    expanded `shipping_cost.shipping_rate` names our rate by its metadata."""
+    rates = _add_rates(cli)
+    shipping_stack.configure(webhooks_enabled=False)
+    shopper, mug = buyer(shipping_stack, settings), product(price_cents=1250)
+    placed = shopper.order_now(mug)
+    express = _session(shipping_stack, placed["sessionId"])["shipping_options"][1]
+    shipping_stack.control(
+        "POST",
+        f"/sessions/{placed['sessionId']}/pay",
+        json={"shipping_details": ADDRESS, "shipping_rate": express["shipping_rate"]},
+    )
+    events = shipping_stack.stripe().v1.events.list({"limit": 100})
+    [completed] = [e.to_dict() for e in events.data if e.type == "checkout.session.completed"]
+    expanded = shipping_stack.stripe().v1.checkout.sessions.retrieve(
+        placed["sessionId"], {"expand": ["shipping_cost.shipping_rate"]}
+    )
+    old = {**completed["data"]["object"], "collected_information": None, "shipping_options": []}
+    old["shipping_details"] = ADDRESS
+    old["shipping_cost"] = expanded.to_dict()["shipping_cost"]
+    assert old["shipping_cost"]["shipping_rate"]["metadata"] == {
+        "shippingRateId": str(rates["Express"]["id"])
+    }
+    delivered = deliver(shipping_stack.server, {**completed, "data": {"object": old}})
+    assert delivered.status_code == 200, delivered.text
+    assert status_of(placed["orderId"]) == "PAID"
+    shipping = _order(shopper, placed["orderId"])["shipping"]
+    assert shipping["address"]["postalCode"] == "M5V 2T6" and shipping["amountCents"] == 1500
+
+
 def test_without_shipping_countries_nothing_is_collected_and_digital_goods_are_unchanged(
     stripe_stack, settings, cli
 ):
