@@ -186,6 +186,25 @@ def test_the_hosted_page_asks_for_the_address_and_offers_the_rates(shipping_stac
     assert shipping["address"]["phone"] == "+1 613 555 0100"
 
 
+def test_the_sandbox_refuses_a_bad_choice_and_changes_nothing(shipping_stack, settings, cli):
+    _add_rates(cli)
+    shopper, mug = buyer(shipping_stack, settings), product(price_cents=1250)
+    placed = shopper.order_now(mug)
+    pay_url = f"/_sandbox/sessions/{placed['sessionId']}/pay"
+    elsewhere = {**ADDRESS, "address": {**ADDRESS["address"], "country": "FR"}}
+    for body, says in (
+        ({"shipping_details": elsewhere}, "ships to US, CA only"),
+        ({"shipping_details": ADDRESS, "shipping_rate": "shr_not_offered"}, "shipping options"),
+    ):
+        refused = shipping_stack.http.post(pay_url, json=body)
+        assert refused.status_code == 400 and says in refused.text, refused.text
+    session = _session(shipping_stack, placed["sessionId"])
+    assert session["status"] == "open" and session["collected_information"] is None
+    shipping_stack.pay(placed["sessionId"])
+    wait_status(placed["orderId"], "PAID")
+    assert _order(shopper, placed["orderId"])["shipping"]["rate"]["name"] == "Standard"
+
+
 def test_a_signed_session_whose_shipping_cost_is_not_our_rate_is_flagged_not_paid(
     shipping_stack, settings, cli
 ):

@@ -156,20 +156,25 @@ def _estimate(data: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 def choose(engine: Engine, session: dict[str, Any], choice: dict[str, Any]) -> None:
     """Apply the buyer's address and rate to a session being paid (the test address and
-    the first rate unless `choice` gives `shipping_details` / `shipping_rate`); once."""
+    the first rate unless `choice` gives `shipping_details` / `shipping_rate`); once. Bad
+    choices are refused before anything changes."""
     if session.get("shipping_cost") is not None or session.get("collected_information"):
         return
     collection = session.get("shipping_address_collection")
-    if collection:
-        details = _details(choice.get("shipping_details"), collection["allowed_countries"])
+    address = collection and _details(
+        choice.get("shipping_details"), collection["allowed_countries"]
+    )
+    options = session.get("shipping_options") or []
+    option = options and _option_chosen(options, choice.get("shipping_rate"))
+    customer = shapes.customer_details(session["customer_email"])
+    customer["phone"] = _phone(session, choice)
+    if address:
         session["collected_information"] = {
             "business_name": None,
             "individual_name": None,
-            "shipping_details": details,
+            "shipping_details": address,
         }
-    options = session.get("shipping_options") or []
-    if options:
-        option = _option_chosen(options, choice.get("shipping_rate"))
+    if option:
         amount = option["shipping_amount"]
         session["shipping_cost"] = {
             "amount_subtotal": amount,
@@ -179,9 +184,7 @@ def choose(engine: Engine, session: dict[str, Any], choice: dict[str, Any]) -> N
         }
         session["total_details"]["amount_shipping"] = amount
         session["amount_total"] = session["amount_subtotal"] + amount
-    details = shapes.customer_details(session["customer_email"])
-    details["phone"] = _phone(session, choice)
-    session["customer_details"] = details
+    session["customer_details"] = customer
     intent = engine.find("payment_intent", session["payment_intent"], "payment_intent")
     intent["amount"] = session["amount_total"]
     engine.store.dirty = True
