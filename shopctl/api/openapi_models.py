@@ -73,6 +73,34 @@ class Refund(BaseModel):
     updatedAt: datetime | None = None
 
 
+class ShippingAddress(BaseModel):
+    """Where the order ships, as the buyer gave it at Checkout."""
+
+    name: str | None
+    line1: str | None
+    line2: str | None
+    city: str | None
+    postalCode: str | None
+    state: str | None
+    country: str | None  # ISO 3166-1 alpha-2
+    phone: str | None
+
+
+class ShippingRateRef(BaseModel):
+    """The shipping rate the buyer chose (null id and name: an address without a rate)."""
+
+    id: int | None
+    name: str | None
+
+
+class OrderShipping(BaseModel):
+    """Stored when the payment is applied; `amountCents` is part of the order's amountCents."""
+
+    address: ShippingAddress
+    rate: ShippingRateRef
+    amountCents: int
+
+
 class Order(BaseModel):
     """An order. `disputed`: a dispute (chargeback) of its payment is open or was lost, so
     the money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
@@ -90,6 +118,8 @@ class Order(BaseModel):
     items: list[OrderItem]
     payment: PaymentSummary | None
     refunds: list[Refund] = []
+    # Null while nothing ships (not paid yet, or SHIPPING_COUNTRIES empty: digital goods).
+    shipping: OrderShipping | None = None
 
 
 class StripeNotice(BaseModel):
@@ -203,6 +233,9 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     OrderItem,
     PaymentSummary,
     Refund,
+    ShippingAddress,
+    ShippingRateRef,
+    OrderShipping,
     Order,
     StripeNotice,
     CanceledOrder,
