@@ -110,10 +110,22 @@ class IdempotencyKey(Strict):
     key: Annotated[str, Field(alias="Idempotency-Key"), AfterValidator(_printable_key)]
 
 
+# A listing's position (shopctl/pagination.py).
+Cursor = Annotated[
+    str,
+    Field(
+        max_length=2_000,
+        description="Opaque: the previous page's meta.nextCursor; empty starts a cursor walk "
+        "at the first page (no total is counted). Not with page.",
+    ),
+]
+
+
 class OrderListQuery(Strict):
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     status: OrderStatus | None = None
+    cursor: Cursor | None = None
 
 
 def _parse_since(value: Any) -> Any:
@@ -144,6 +156,7 @@ class OrderSearch(Strict):
     user: Annotated[str, Field(min_length=1, max_length=254)] | None = None
     since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+    cursor: Cursor | None = None
 
 
 # --- accounts ----------------------------------------------------------------------------
@@ -378,6 +391,7 @@ class ProductListQuery(Strict):
     ] = None
     sortBy: Literal["createdAt", "priceCents", "name"] = "createdAt"
     sortOrder: Annotated[Literal["asc", "desc"], BeforeValidator(_lower)] = "desc"
+    cursor: Cursor | None = None
 
 
 class PaymentIdPath(Strict):
@@ -391,3 +405,4 @@ class EventSearch(Strict):
     type: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+    cursor: Cursor | None = None

@@ -269,7 +269,7 @@ def test_orders_list_by_email_finds_the_buyer_through_the_unique_index(db, backe
     buyer = User.create(email="buyer@example.com", password_hash="x")
     Order.create(user=buyer, amount_cents=100, currency="usd", expires_at=utcnow())
     search = OrderSearch(user="Buyer@Example.com")
-    rows, plans = run_and_explain(db, lambda: order_reports.search_orders(search))
+    (rows, _), plans = run_and_explain(db, lambda: order_reports.search_orders(search))
     assert [row["userEmail"] for row in rows] == ["buyer@example.com"]
     assert rows[0]["lines"] == 0
     assert "user_email" in plans[0]
