@@ -229,9 +229,12 @@ def window(keyset: Keyset, *, limit: int, cursor: str | None, page: int | None =
         return Window(keyset, limit, None, keyset.position(cursor) if cursor.strip() else None)
     page = page or 1
     if page * limit > MAX_PAGE_DEPTH:
-        message = (
-            f"page {page} of {limit} reaches row {page * limit:,}; pages are served down to "
-            f"row {MAX_PAGE_DEPTH:,}: go deeper with cursor (each page's meta.nextCursor)"
+        detail = (
+            f"page {page} of {limit} reaches row {page * limit:,}; "
+            "use cursor (each page's meta.nextCursor) to go deeper"
         )
-        raise InvalidInput([{"path": "page", "message": message}], f"Page too deep: {message}")
+        raise InvalidInput(
+            [{"path": "page", "message": detail}],
+            f"Page too deep: pages are served down to row {MAX_PAGE_DEPTH:,}, cursor goes on",
+        )
     return Window(keyset, limit, page, None)
