@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopctl.schemas import ORDER_STATUSES
 
@@ -182,10 +182,16 @@ class Welcome(BaseModel):
 
 
 class PageMeta(BaseModel):
-    page: int
+    """A page by number (the Express API's paging) has all of these; a page asked for by
+    `cursor` only `limit` and `nextCursor`, as counting every match is what it avoids."""
+
     limit: int
-    total: int
-    totalPage: int
+    nextCursor: str | None = Field(
+        description="Give it as `cursor` for the next page; null on the last page."
+    )
+    page: int = Field(None, description="Not on cursor pages.")
+    total: int = Field(None, description="Not on cursor pages.")
+    totalPage: int = Field(None, description="Not on cursor pages.")
 
 
 class ValidationIssue(BaseModel):

@@ -186,6 +186,24 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             tests=(_store("spareProductId", "body.data.id"),),
         ),
         Step(
+            "products_list_products",
+            "List products by cursor (the first page)",
+            query={"limit": "1", "search": "{{productName}}", "cursor": ""},
+            tests=(
+                _expect("not counted", '"total" in body.meta', "false"),
+                _store("productCursor", "body.meta.nextCursor"),
+            ),
+        ),
+        Step(
+            "products_list_products",
+            "List products by cursor (the next page)",
+            query={"limit": "1", "search": "{{productName}}", "cursor": "{{productCursor}}"},
+            tests=(
+                _expect("the other product", "body.data.length", "1"),
+                _expect("the last page", "body.meta.nextCursor", "null"),
+            ),
+        ),
+        Step(
             "products_delete_product",
             "Delete a product (admin)",
             admin=True,
@@ -219,6 +237,15 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             query={"page": "1", "limit": "10"},
             tests=(
                 _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
+            ),
+        ),
+        Step(
+            "orders_list_orders",
+            "List my orders by cursor",
+            query={"limit": "10", "cursor": ""},
+            tests=(
+                _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
+                _expect("the last page", "body.meta.nextCursor", "null"),
             ),
         ),
         Step(
