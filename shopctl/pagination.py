@@ -25,20 +25,34 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from peewee import CharField, DateTimeField, Expression, Field, IntegerField, Model, Tuple, Value
+from pydantic import Field as Described
 
 from shopctl.db import is_postgres
 from shopctl.errors import InvalidInput
 
 MAX_PAGE_DEPTH = 10_000
 CURSOR_VERSION = 1
-MAX_CURSOR_LENGTH = 2_000
+# The longest cursor: a 200-character name of 4-byte characters, ~1,140 (a page's URL
+# must stay under the server's 8 KiB request line, a search included).
+MAX_CURSOR_LENGTH = 1_200
 _CHECKSUM_BYTES = 8
 _CHECKSUM_KEY = b"shopctl listing cursor"
 _LARGEST_INTEGER = 2**63 - 1
 START_AGAIN = "start again without cursor (or with an empty one)"
+
+# The `cursor` parameter of every listing's schema (shopctl/schemas.py).
+Cursor = Annotated[
+    str,
+    Described(
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]*$",  # urlsafe base64, unpadded
+        description="Opaque: the previous page's meta.nextCursor; empty starts a cursor walk "
+        "at the first page (no total is counted). Not with page.",
+    ),
+]
 
 
 def _checksum(payload: bytes) -> bytes:

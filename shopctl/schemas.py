@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shopctl.errors import InvalidInput
+from shopctl.pagination import Cursor
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -108,17 +109,6 @@ def _printable_key(value: str) -> str:
 
 class IdempotencyKey(Strict):
     key: Annotated[str, Field(alias="Idempotency-Key"), AfterValidator(_printable_key)]
-
-
-# A listing's position (shopctl/pagination.py).
-Cursor = Annotated[
-    str,
-    Field(
-        max_length=2_000,
-        description="Opaque: the previous page's meta.nextCursor; empty starts a cursor walk "
-        "at the first page (no total is counted). Not with page.",
-    ),
-]
 
 
 class OrderListQuery(Strict):

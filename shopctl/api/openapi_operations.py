@@ -112,14 +112,6 @@ WELCOME = {
     "description": "The v1 API's welcome: `data`'s fields are also at the top level.",
 }
 
-PAGING = (
-    "Pages by `page` and `limit` (the Express API's, counted: `meta.total`) down to row "
-    "10,000; deeper is a 400 that points to `cursor`. Every page's `meta.nextCursor` (null "
-    "on the last) given as `cursor` reads the next one at the same cost however deep, with "
-    "the same filters and sort (a cursor of another sort or listing, or edited, is a 400); "
-    "`cursor=` (empty) starts there. Cursor pages are not counted: `meta` is "
-    "`{limit, nextCursor}`. Rows inserted or deleted meanwhile never repeat or skip a row."
-)
 ORDER_LIMITS = (
     "A buyer holds at most `MAX_OPEN_ORDERS` unpaid orders (409 says when one frees) and "
     "places at most `ORDER_RATE_LIMIT` orders (429 with `Retry-After`); admins are not "
@@ -201,7 +193,7 @@ OPERATIONS: dict[str, Operation] = {
         [out.Product],
         query=s.ProductListQuery,
         paged=True,
-        description=PAGING,
+        description=out.PAGING,
     ),
     "products.get_product": Operation(
         "Product",
@@ -309,7 +301,7 @@ OPERATIONS: dict[str, Operation] = {
         auth="user",
         query=s.OrderListQuery,
         paged=True,
-        description="Newest first: the caller's orders, every order for an admin. " + PAGING,
+        description="Newest first: the caller's orders, every order for an admin. " + out.PAGING,
     ),
     "orders.get_order": Operation(
         "Order",

@@ -157,6 +157,7 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             query={"page": "1", "limit": "10", "search": "{{productName}}"},
             tests=(
                 _expect("found", "body.meta.total", "1"),
+                _expect("the last page", "body.meta.nextCursor", "null"),
                 _store("productId", "body.data[0].id"),
             ),
         ),
@@ -184,24 +185,6 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             admin=True,
             body={"name": "{{productName}} (spare)", "priceCents": 500},
             tests=(_store("spareProductId", "body.data.id"),),
-        ),
-        Step(
-            "products_list_products",
-            "List products by cursor (the first page)",
-            query={"limit": "1", "search": "{{productName}}", "cursor": ""},
-            tests=(
-                _expect("not counted", '"total" in body.meta', "false"),
-                _store("productCursor", "body.meta.nextCursor"),
-            ),
-        ),
-        Step(
-            "products_list_products",
-            "List products by cursor (the next page)",
-            query={"limit": "1", "search": "{{productName}}", "cursor": "{{productCursor}}"},
-            tests=(
-                _expect("the other product", "body.data.length", "1"),
-                _expect("the last page", "body.meta.nextCursor", "null"),
-            ),
         ),
         Step(
             "products_delete_product",
@@ -234,15 +217,7 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
         Step(
             "orders_list_orders",
             "List my orders",
-            query={"page": "1", "limit": "10"},
-            tests=(
-                _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
-            ),
-        ),
-        Step(
-            "orders_list_orders",
-            "List my orders by cursor",
-            query={"limit": "10", "cursor": ""},
+            query={"limit": "10", "cursor": ""},  # a cursor walk's first page: not counted
             tests=(
                 _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
                 _expect("the last page", "body.meta.nextCursor", "null"),
