@@ -8,6 +8,7 @@ from shopctl import __version__
 from shopctl.commands import (
     api,
     db,
+    disputes,
     doctor,
     events,
     orders,
@@ -54,6 +55,7 @@ orders.app.command("refund")(payments.refund)
 app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
+app.add_typer(disputes.app, name="disputes")
 app.add_typer(api.app, name="api")
 
 

@@ -74,6 +74,9 @@ class Refund(BaseModel):
 
 
 class Order(BaseModel):
+    """An order. `disputed`: a dispute (chargeback) of its payment is open or was lost, so
+    the money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
+
     id: UUID
     userId: UUID
     status: OrderStatus
@@ -83,6 +86,7 @@ class Order(BaseModel):
     createdAt: datetime
     updatedAt: datetime
     payLater: bool
+    disputed: bool = False
     items: list[OrderItem]
     payment: PaymentSummary | None
     refunds: list[Refund] = []

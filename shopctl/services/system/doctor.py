@@ -5,6 +5,7 @@ from __future__ import annotations
 from shopctl.config import Settings
 from shopctl.services.catalog.ledger import check_ledger
 from shopctl.services.common import Report
+from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.payments.verification import check_reviews
 from shopctl.services.system.checks import check_configuration, check_database
@@ -19,6 +20,8 @@ def run_checks(settings: Settings) -> Report:
     check_ledger(report)
     check_webhooks(report)
     check_reviews(report)
+    check_disputes(report)
+    check_fraud_warnings(report)
     check_retention(settings, report)
     return report
 
