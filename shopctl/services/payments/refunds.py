@@ -19,8 +19,16 @@ from __future__ import annotations
 
 from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
-from shopctl.errors import Conflict, NotFound, PaymentProviderError, ShopError, StripeUnreachable
+from shopctl.errors import (
+    Conflict,
+    NotChargeable,
+    NotFound,
+    PaymentProviderError,
+    ShopError,
+    StripeUnreachable,
+)
 from shopctl.models import Order, Payment, Refund, utcnow
+from shopctl.money import refund_problem
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
 from shopctl.services.payments import gateway, refund_ledger
 from shopctl.services.payments.handlers import Context
@@ -63,6 +71,8 @@ def _reserve(
             raise Conflict(
                 f"Refund amount must be between 1 and {remaining} (cents not yet refunded)"
             )
+        if problem := refund_problem(amount, payment.currency):
+            raise NotChargeable(f"The refund amount {problem}")
         row = refund_ledger.reserve(order, payment, amount, reason, actor)
         Payment.update(refunded_cents=refunded + amount).where(Payment.id == payment.id).execute()
         return order, payment, row
