@@ -109,6 +109,8 @@ class Settings:
     order_rate: Rate | None = Rate(30, 3600)
     registration_rate: Rate | None = Rate(20, 3600)
     event_retention_days: float = 90.0
+    # Countries Checkout collects a shipping address for (empty: nothing is shipped).
+    shipping_countries: tuple[str, ...] = ()
     unset: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -295,8 +297,22 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         event_retention_days=_number(
             raw, "EVENT_RETENTION_DAYS", float, defaults.event_retention_days
         ),
+        shipping_countries=_shipping_countries(raw),
         unset=frozenset(name for name in secrets if name not in raw),
     )
+
+
+def _shipping_countries(raw: dict[str, str]) -> tuple[str, ...]:
+    """SHIPPING_COUNTRIES: `US,CA,GB` (ISO 3166-1 alpha-2, as Stripe Checkout takes them)."""
+    from shopctl.countries import SHIPPABLE_COUNTRIES
+
+    codes = tuple(dict.fromkeys(code.upper() for code in _split(raw.get("SHIPPING_COUNTRIES", ""))))
+    if unknown := [code for code in codes if code not in SHIPPABLE_COUNTRIES]:
+        raise ConfigError(
+            "SHIPPING_COUNTRIES takes two-letter country codes Stripe Checkout ships to "
+            f"(e.g. US,CA,GB); not {', '.join(unknown)}"
+        )
+    return codes
 
 
 def _traces_wanted(raw: dict[str, str]) -> str:

@@ -80,7 +80,7 @@ class Product(BaseModel):
     price_cents = BigIntegerField()
     currency = CharField(3, default="usd")
     quantity = IntegerField(default=0)
-    is_archived = BooleanField(default=False, index=True)
+    is_archived = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -96,7 +96,7 @@ class ProductCount(BaseModel):
 class Order(BaseModel):
     id = CharField(36, primary_key=True, default=new_id)
     user = ForeignKeyField(User, backref="orders")
-    status = CharField(12, default="UNPAID", index=True)
+    status = CharField(12, default="UNPAID")
     amount_cents = BigIntegerField()
     currency = CharField(3)
     pay_later = BooleanField(default=False)
@@ -104,12 +104,31 @@ class Order(BaseModel):
     stock_released = BooleanField(default=False)
     idempotency_key = CharField(255, null=True)
     request_hash = CharField(64, null=True)
-    created_at = DateTimeField(default=utcnow, index=True)
+    created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # Where it ships and for how much, as the Checkout Session said when the payment was
+    # applied (all null: nothing shipped). `amount_cents` includes `shipping_cents`.
+    shipping_name = CharField(300, null=True)
+    shipping_line1 = CharField(300, null=True)
+    shipping_line2 = CharField(300, null=True)
+    shipping_city = CharField(200, null=True)
+    shipping_postal_code = CharField(40, null=True)
+    shipping_state = CharField(200, null=True)
+    shipping_country = CharField(2, null=True)
+    shipping_phone = CharField(40, null=True)
+    shipping_rate_id = IntegerField(null=True)
+    shipping_rate_name = CharField(100, null=True)
+    shipping_cents = BigIntegerField(null=True)
     disputed = BooleanField(default=False)  # a dispute is open or was lost (migration 0010)
 
     class Meta:
-        indexes = ((("user", "idempotency_key"), True), (("user", "created_at"), False))
+        # The listings' seek indexes (migrations/0011): each narrowing, then the whole sort.
+        indexes = (
+            (("user", "idempotency_key"), True),
+            (("user", "created_at", "id"), False),
+            (("created_at", "id"), False),
+            (("status", "created_at", "id"), False),
+        )
 
 
 class OrderItem(BaseModel):
@@ -142,16 +161,24 @@ class Payment(BaseModel):
 
 class StripeEvent(BaseModel):
     id = CharField(255, primary_key=True)
-    type = CharField(100, index=True)
+    type = CharField(100)
     payload = TextField()
-    status = CharField(10, default="RECEIVED", index=True)
+    status = CharField(10, default="RECEIVED")
     source = CharField(10, default="webhook")
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
     payment = ForeignKeyField(Payment, null=True, backref="events", on_delete="SET NULL")
     stripe_created_at = DateTimeField(null=True)
-    received_at = DateTimeField(default=utcnow, index=True)
+    received_at = DateTimeField(default=utcnow)
     processed_at = DateTimeField(null=True)
+
+    class Meta:
+        # `events list` seeks in these (migrations/0011): each filter, then the whole sort.
+        indexes = (
+            (("received_at", "id"), False),
+            (("status", "received_at", "id"), False),
+            (("type", "received_at", "id"), False),
+        )
 
 
 class StockMovement(BaseModel):
@@ -223,6 +250,20 @@ class SyncCursor(BaseModel):
     name = CharField(50, primary_key=True)
     value = CharField(255)
     updated_at = DateTimeField(default=utcnow)
+
+
+class ShippingRate(BaseModel):
+    """A shipping option offered at Checkout. Its amount never changes once offered (a
+    session in flight was priced with it): a new price is a new rate, the old one disabled."""
+
+    id = AutoField()
+    name = CharField(100)
+    amount_cents = BigIntegerField()
+    currency = CharField(3)
+    min_days = SmallIntegerField(null=True)
+    max_days = SmallIntegerField(null=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
 
 
 class Dispute(BaseModel):
@@ -298,6 +339,7 @@ ALL_MODELS = [
     SyncCursor,
     Refund,
     PaymentReview,
+    ShippingRate,
     Dispute,
     FraudWarning,
     CheckoutSession,

@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from shopctl.errors import InvalidInput
+from shopctl.pagination import Cursor
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -114,6 +115,7 @@ class OrderListQuery(Strict):
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     status: OrderStatus | None = None
+    cursor: Cursor | None = None
 
 
 def _parse_since(value: Any) -> Any:
@@ -144,6 +146,7 @@ class OrderSearch(Strict):
     user: Annotated[str, Field(min_length=1, max_length=254)] | None = None
     since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+    cursor: Cursor | None = None
 
 
 # --- accounts ----------------------------------------------------------------------------
@@ -378,6 +381,7 @@ class ProductListQuery(Strict):
     ] = None
     sortBy: Literal["createdAt", "priceCents", "name"] = "createdAt"
     sortOrder: Annotated[Literal["asc", "desc"], BeforeValidator(_lower)] = "desc"
+    cursor: Cursor | None = None
 
 
 class PaymentIdPath(Strict):
@@ -391,3 +395,4 @@ class EventSearch(Strict):
     type: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
+    cursor: Cursor | None = None

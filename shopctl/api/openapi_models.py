@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopctl.schemas import ORDER_STATUSES
 
@@ -73,6 +73,34 @@ class Refund(BaseModel):
     updatedAt: datetime | None = None
 
 
+class ShippingAddress(BaseModel):
+    """Where the order ships, as the buyer gave it at Checkout."""
+
+    name: str | None
+    line1: str | None
+    line2: str | None
+    city: str | None
+    postalCode: str | None
+    state: str | None
+    country: str | None  # ISO 3166-1 alpha-2
+    phone: str | None
+
+
+class ShippingRateRef(BaseModel):
+    """The shipping rate the buyer chose (null id and name: an address without a rate)."""
+
+    id: int | None
+    name: str | None
+
+
+class OrderShipping(BaseModel):
+    """Stored when the payment is applied; `amountCents` is part of the order's amountCents."""
+
+    address: ShippingAddress
+    rate: ShippingRateRef
+    amountCents: int
+
+
 class Order(BaseModel):
     """An order. `disputed`: a dispute (chargeback) of its payment is open or was lost, so
     the money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
@@ -90,6 +118,8 @@ class Order(BaseModel):
     items: list[OrderItem]
     payment: PaymentSummary | None
     refunds: list[Refund] = []
+    # Null while nothing ships (not paid yet, or SHIPPING_COUNTRIES empty: digital goods).
+    shipping: OrderShipping | None = None
 
 
 class StripeNotice(BaseModel):
@@ -185,11 +215,27 @@ class Welcome(BaseModel):
     timeStamp: datetime
 
 
+PAGING = (
+    "Pages by `page` and `limit` (the Express API's, counted: `meta.total`) down to row "
+    "10,000; deeper is a 400 that points to `cursor`. Every page's `meta.nextCursor` (null "
+    "on the last) given as `cursor` reads the next one at the same cost however deep, with "
+    "the same filters and sort (a cursor of another sort or listing, or edited, is a 400); "
+    "`cursor=` (empty) starts there. Cursor pages are not counted: `meta` is "
+    "`{limit, nextCursor}`. Rows inserted or deleted meanwhile never repeat or skip a row."
+)
+
+
 class PageMeta(BaseModel):
-    page: int
+    """A page by number (the Express API's paging) has all of these; a page asked for by
+    `cursor` only `limit` and `nextCursor`, as counting every match is what it avoids."""
+
     limit: int
-    total: int
-    totalPage: int
+    nextCursor: str | None = Field(
+        description="Give it as `cursor` for the next page; null on the last page."
+    )
+    page: int = Field(None, description="Not on cursor pages.")
+    total: int = Field(None, description="Not on cursor pages.")
+    totalPage: int = Field(None, description="Not on cursor pages.")
 
 
 class ValidationIssue(BaseModel):
@@ -203,6 +249,9 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     OrderItem,
     PaymentSummary,
     Refund,
+    ShippingAddress,
+    ShippingRateRef,
+    OrderShipping,
     Order,
     StripeNotice,
     CanceledOrder,

@@ -157,6 +157,7 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             query={"page": "1", "limit": "10", "search": "{{productName}}"},
             tests=(
                 _expect("found", "body.meta.total", "1"),
+                _expect("the last page", "body.meta.nextCursor", "null"),
                 _store("productId", "body.data[0].id"),
             ),
         ),
@@ -211,15 +212,17 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             tests=(
                 _expect("unpaid", "body.data.status", '"UNPAID"'),
                 _expect("2 x 12.50", "body.data.amountCents", "2500"),
+                _expect("nothing shipped before payment", "body.data.shipping", "null"),
                 _expect("not disputed", "body.data.disputed", "false"),
             ),
         ),
         Step(
             "orders_list_orders",
             "List my orders",
-            query={"page": "1", "limit": "10"},
+            query={"limit": "10", "cursor": ""},  # a cursor walk's first page: not counted
             tests=(
                 _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
+                _expect("the last page", "body.meta.nextCursor", "null"),
             ),
         ),
         Step(
