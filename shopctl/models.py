@@ -15,6 +15,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    DeferredForeignKey,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -106,6 +107,8 @@ class Order(BaseModel):
     request_hash = CharField(64, null=True)
     created_at = DateTimeField(default=utcnow, index=True)
     updated_at = DateTimeField(default=utcnow)
+    # The second axis beside `status` (payment): services/orders/fulfilment_state.py.
+    fulfillment_status = CharField(20, default="UNFULFILLED")
 
     class Meta:
         indexes = ((("user", "idempotency_key"), True), (("user", "created_at"), False))
@@ -118,6 +121,10 @@ class OrderItem(BaseModel):
     product_name = CharField(200)
     quantity = IntegerField()
     price_cents = BigIntegerField()
+    # Changed only by guarded UPDATEs (services/fulfilment, services/payments/refund_lines).
+    shipped_quantity = IntegerField(default=0)
+    refunded_quantity = IntegerField(default=0)
+    restocked_quantity = IntegerField(default=0)
 
 
 class Payment(BaseModel):
@@ -162,6 +169,8 @@ class StockMovement(BaseModel):
     reason = CharField(30)
     order = ForeignKeyField(Order, null=True, backref="movements", index=True)
     created_at = DateTimeField(default=utcnow)
+    # A restock: the line refund that returned these units.
+    refund = DeferredForeignKey("Refund", null=True, index=True, on_delete="SET NULL")
 
 
 class OrderHistory(BaseModel):
@@ -172,6 +181,8 @@ class OrderHistory(BaseModel):
     reason = CharField(200)
     actor = CharField(255)
     created_at = DateTimeField(default=utcnow)
+    # None for a status move; a fulfilment or line-refund change (from = to) otherwise.
+    event = CharField(20, null=True)
 
 
 class Refund(BaseModel):
@@ -194,6 +205,11 @@ class Refund(BaseModel):
     actor = CharField(255)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    idempotency_key = CharField(255, null=True)
+    request_hash = CharField(64, null=True)
+
+    class Meta:
+        indexes = ((("order", "idempotency_key"), True),)
 
 
 class PaymentReview(BaseModel):
@@ -224,6 +240,45 @@ class SyncCursor(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+class Shipment(BaseModel):
+    """Units of an order sent together; canceled (never deleted) when it did not go."""
+
+    id = CharField(36, primary_key=True, default=new_id)
+    order = ForeignKeyField(Order, backref="shipments", index=True, on_delete="CASCADE")
+    carrier = CharField(100, null=True)
+    tracking_number = CharField(100, null=True)
+    tracking_url = TextField(null=True)
+    actor = CharField(255)
+    idempotency_key = CharField(255, null=True)
+    request_hash = CharField(64, null=True)
+    created_at = DateTimeField(default=utcnow)
+    canceled_at = DateTimeField(null=True)
+    canceled_by = CharField(255, null=True)
+
+    class Meta:
+        indexes = ((("order", "idempotency_key"), True),)
+
+
+class ShipmentLine(BaseModel):
+    id = AutoField()
+    shipment = ForeignKeyField(Shipment, backref="lines", index=True, on_delete="CASCADE")
+    item = ForeignKeyField(OrderItem, backref="shipment_lines", index=True, on_delete="CASCADE")
+    quantity = IntegerField()
+
+
+class RefundLine(BaseModel):
+    """Units of an order line a refund pays back: reserved with the refund, restocked once
+    Stripe accepted it (`restock`), given back (`released_at`) if Stripe refused it."""
+
+    id = AutoField()
+    refund = ForeignKeyField(Refund, backref="lines", index=True, on_delete="CASCADE")
+    item = ForeignKeyField(OrderItem, backref="refund_lines", index=True, on_delete="CASCADE")
+    quantity = IntegerField()
+    restock = BooleanField()
+    restocked_at = DateTimeField(null=True)
+    released_at = DateTimeField(null=True)
+
+
 # The tables that hold data (ProductCount is derived from product by its triggers).
 ALL_MODELS = [
     User,
@@ -239,4 +294,7 @@ ALL_MODELS = [
     SyncCursor,
     Refund,
     PaymentReview,
+    Shipment,
+    ShipmentLine,
+    RefundLine,
 ]

@@ -80,6 +80,8 @@ def _upper_status(value: Any) -> Any:
 
 
 OrderStatus = Annotated[Literal[ORDER_STATUSES], BeforeValidator(_upper_status)]
+FULFILLMENT_STATUSES = ("UNFULFILLED", "PARTIALLY_FULFILLED", "FULFILLED", "RETURNED")
+FulfillmentStatus = Annotated[Literal[FULFILLMENT_STATUSES], BeforeValidator(_upper_status)]
 
 
 class OrderLine(Strict):
@@ -114,6 +116,7 @@ class OrderListQuery(Strict):
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     status: OrderStatus | None = None
+    fulfillmentStatus: FulfillmentStatus | None = None
 
 
 def _parse_since(value: Any) -> Any:
@@ -141,6 +144,7 @@ class OrderSearch(Strict):
     """`shopctl orders list` filters; `user` is an email or a user id."""
 
     status: OrderStatus | None = None
+    fulfillment: FulfillmentStatus | None = None
     user: Annotated[str, Field(min_length=1, max_length=254)] | None = None
     since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
