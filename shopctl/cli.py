@@ -10,6 +10,7 @@ from shopctl.commands import (
     db,
     doctor,
     events,
+    fulfilment,
     orders,
     payments,
     products,
@@ -51,6 +52,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(products.app, name="products")
 orders.app.command("refund")(payments.refund)
+orders.app.command("ship")(fulfilment.ship)
+orders.app.add_typer(fulfilment.shipments, name="shipments")
 app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")

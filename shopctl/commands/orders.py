@@ -32,6 +32,9 @@ def _money(minor: int, currency: str) -> str:
 @handle_errors
 def list_orders(
     status: str = typer.Option(None, help="Only this status, e.g. UNPAID or PAID."),
+    fulfillment: str = typer.Option(
+        None, help="Only this fulfilment status, e.g. UNFULFILLED or PARTIALLY_FULFILLED."
+    ),
     user: str = typer.Option(
         None, help="Only this buyer: an email, or a user id or its first 6+ characters."
     ),
@@ -46,7 +49,8 @@ def list_orders(
     from shopctl.schemas import OrderSearch, validate
     from shopctl.services.orders.reports import search_orders
 
-    filters = {"status": status, "user": user, "since": since, "limit": limit}
+    filters = {"status": status, "fulfillment": fulfillment, "user": user, "since": since}
+    filters["limit"] = limit
     search = validate(OrderSearch, {k: v for k, v in filters.items() if v is not None})
     bootstrap()
     if search.user and "@" not in search.user:
@@ -67,6 +71,7 @@ def _print_table(rows: list[dict]) -> None:
         whole("id"),
         wrapped("created"),
         whole("status"),
+        whole("fulfilment"),
         wrapped("buyer"),
         whole("lines", right=True),
         whole("total", right=True),
@@ -77,6 +82,7 @@ def _print_table(rows: list[dict]) -> None:
             ids[row["id"]],
             when(row["createdAt"]),
             row["status"],
+            row["fulfillmentStatus"],
             text(row["userEmail"]),
             str(row["lines"]),
             _money(row["amountCents"], row["currency"]),
@@ -110,7 +116,10 @@ def _print_details(order: dict) -> None:
     from shopctl.commands.tables import table, text, whole, wrapped
 
     out = console()
-    out.print(f"[bold]Order {order['id']}[/]  {order['status']}  buyer {order['userEmail']}")
+    out.print(
+        f"[bold]Order {order['id']}[/]  {order['status']}  {order['fulfillmentStatus']}  "
+        f"buyer {order['userEmail']}"
+    )
     out.print(
         f"created {order['createdAt']}  expires {order['expiresAt']}  "
         f"pay later: {'yes' if order['payLater'] else 'no'}  "
@@ -118,14 +127,20 @@ def _print_details(order: dict) -> None:
     )
     items = table(
         wrapped("product"),
+        whole("item"),
         whole("quantity", right=True),
+        whole("shipped", right=True),
+        whole("refunded", right=True),
         whole("unit price", right=True),
         whole("subtotal", right=True),
     )
     for item in order["items"]:
         items.add_row(
             text(item["productName"]),
+            item["id"][:8],
             str(item["quantity"]),
+            str(item["shippedQuantity"]),
+            str(item["refundedQuantity"]),
             _money(item["priceCents"], order["currency"]),
             _money(item["priceCents"] * item["quantity"], order["currency"]),
         )
@@ -144,6 +159,14 @@ def _print_details(order: dict) -> None:
         value = payment.get(key)
         out.print(f"  {label:<11} {value if value is not None else '-'}", markup=False)
     _print_refunds_and_reviews(order)
+    for shipment in order["shipments"]:
+        units = sum(line["quantity"] for line in shipment["lines"])
+        state = f"canceled {shipment['canceledAt']}" if shipment["canceledAt"] else "sent"
+        out.print(
+            f"  shipment {shipment['id']}: {units} unit(s), {state}, "
+            f"{shipment['carrier'] or '-'} {shipment['trackingNumber'] or '-'}",
+            markup=False,
+        )
     history = table(wrapped("at"), whole("from"), whole("to"), wrapped("reason"), wrapped("actor"))
     for row in order["history"]:
         history.add_row(
