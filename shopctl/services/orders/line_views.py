@@ -4,10 +4,9 @@ them without importing it."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
-from shopctl.models import OrderItem, Payment, Shipment, ShipmentLine
+from shopctl.models import Order, OrderItem, Payment, Shipment, ShipmentLine
 from shopctl.services.common import iso
 
 
@@ -25,23 +24,30 @@ def shipment_json(shipment: Shipment, lines: Iterable[ShipmentLine]) -> dict:
     }
 
 
-def shipments_by_order(order_ids: Iterable[str]) -> dict[str, list[dict]]:
-    """Each order's shipments, oldest first, canceled ones included, in two queries."""
-    found: dict[str, list[dict]] = {order_id: [] for order_id in order_ids}
-    if not found:
+# Only an order paid at the time can ship, and a shipped order stays PAID or REFUNDED
+# (a dispute does not move the status): the others' shipments are not looked for.
+MAY_HAVE_SHIPPED = ("PAID", "REFUNDED")
+
+
+def shipments_by_order(orders: Iterable[Order]) -> dict[str, list[dict]]:
+    """Each order's shipments, oldest first, canceled ones included, in one query (none
+    when no order may have shipped)."""
+    orders = list(orders)
+    found: dict[str, list[dict]] = {order.id: [] for order in orders}
+    shipped = [order.id for order in orders if order.status in MAY_HAVE_SHIPPED]
+    if not shipped:
         return found
-    shipments = list(
-        Shipment.select()
-        .where(Shipment.order.in_(list(found)))
-        .order_by(Shipment.created_at, Shipment.id)
+    rows = (
+        ShipmentLine.select(ShipmentLine, Shipment)
+        .join(Shipment)
+        .where(Shipment.order.in_(shipped))
+        .order_by(Shipment.created_at, Shipment.id, ShipmentLine.id)
     )
-    lines: dict[str, list[ShipmentLine]] = defaultdict(list)
-    if shipments:
-        query = ShipmentLine.select().where(ShipmentLine.shipment.in_([s.id for s in shipments]))
-        for line in query.order_by(ShipmentLine.id):
-            lines[line.shipment_id].append(line)
-    for shipment in shipments:
-        found[shipment.order_id].append(shipment_json(shipment, lines[shipment.id]))
+    shipments: dict[str, tuple[Shipment, list[ShipmentLine]]] = {}
+    for line in rows:
+        shipments.setdefault(line.shipment.id, (line.shipment, []))[1].append(line)
+    for shipment, lines in shipments.values():
+        found[shipment.order_id].append(shipment_json(shipment, lines))
     return found
 
 
