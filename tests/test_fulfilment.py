@@ -13,6 +13,7 @@ from datetime import timedelta
 from shopctl.models import OrderHistory, OrderItem, Payment, Shipment, utcnow
 from tests.fulfilment_support import admin, item, owner_view, paid_order, post_at_once
 from tests.payments_support import buyer, product
+from tests.test_indexes import fresh_database  # noqa: F401  (fixture)
 
 
 def _ship(stack, settings, order_id: str, body: dict, key: str | None = None):
@@ -190,3 +191,53 @@ def test_doctor_is_red_for_a_line_shipped_beyond_ordered_and_a_late_shipment(
     assert not checks["shipped lines"]["ok"], checks["shipped lines"]
     assert "3 shipped of 2 ordered" in checks["shipped lines"]["detail"]
     assert checks["exit"]["code"] == 1
+
+
+def test_migration_0009_starts_orders_unfulfilled_and_goes_back(fresh_database):  # noqa: F811
+    import uuid
+
+    from tests.test_indexes import runner_for
+
+    migration = "0009_fulfilment"
+    runner = runner_for(fresh_database)
+    runner.up("0007_retention")
+    mark = "%s" if "Postgres" in type(fresh_database).__name__ else "?"
+    ids = {name: str(uuid.uuid4()) for name in ("user", "order", "product", "item")}
+    now = utcnow()
+    for sql, params in (
+        (
+            'INSERT INTO "user" (id, email, password_hash, role, is_deleted, created_at, '
+            "updated_at) VALUES (?, 'old@example.com', 'x', 'USER', ?, ?, ?)",
+            (ids["user"], False, now, now),
+        ),
+        (
+            'INSERT INTO "order" (id, user_id, status, amount_cents, currency, pay_later, '
+            "expires_at, stock_released, created_at, updated_at) "
+            "VALUES (?, ?, 'PAID', 1000, 'usd', ?, ?, ?, ?, ?)",
+            (ids["order"], ids["user"], False, now, False, now, now),
+        ),
+        (
+            'INSERT INTO "product" (id, name, price_cents, currency, quantity, is_archived, '
+            "created_at, updated_at) VALUES (?, 'Mug', 1000, 'usd', 1, ?, ?, ?)",
+            (ids["product"], False, now, now),
+        ),
+        (
+            'INSERT INTO "order_item" (id, order_id, product_id, product_name, quantity, '
+            "price_cents) VALUES (?, ?, ?, 'Mug', 1, 1000)",
+            (ids["item"], ids["order"], ids["product"]),
+        ),
+    ):
+        fresh_database.execute_sql(sql.replace("?", mark), params)
+    assert runner.up() == [migration]
+    assert fresh_database.execute_sql('SELECT "fulfillment_status" FROM "order"').fetchall() == [
+        ("UNFULFILLED",)
+    ]
+    quantities = (
+        'SELECT "shipped_quantity", "refunded_quantity", "restocked_quantity" FROM "order_item"'
+    )
+    assert fresh_database.execute_sql(quantities).fetchall() == [(0, 0, 0)]
+    assert {"shipment", "shipment_line", "refund_line"} <= set(fresh_database.get_tables())
+    assert runner.down() == [migration]
+    assert not {"shipment", "shipment_line", "refund_line"} & set(fresh_database.get_tables())
+    assert "fulfillment_status" not in {c.name for c in fresh_database.get_columns("order")}
+    assert runner.up() == [migration]

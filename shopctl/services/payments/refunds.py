@@ -13,6 +13,10 @@ across the Stripe call.
    reserved any more; if Stripe could not be reached, the row stays PENDING (the refund
    may have happened) until its webhook or `payments reconcile --apply`, which asks
    again with the same key, settles it.
+
+A line refund (refund_lines.py) reserves its lines' quantities in step 1 and restocks
+them once Stripe accepted it (step 3, or the refund's webhook); a refused one gives the
+lines back. A request with an idempotency key finds its refund in step 1 instead.
 """
 
 from __future__ import annotations
