@@ -8,6 +8,7 @@ from shopctl import __version__
 from shopctl.commands import (
     api,
     db,
+    disputes,
     doctor,
     events,
     fulfilment,
@@ -57,6 +58,7 @@ orders.app.add_typer(fulfilment.shipments, name="shipments")
 app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
+app.add_typer(disputes.app, name="disputes")
 app.add_typer(api.app, name="api")
 
 

@@ -109,6 +109,7 @@ class Order(BaseModel):
     updated_at = DateTimeField(default=utcnow)
     # The second axis beside `status` (payment): services/orders/fulfilment_state.py.
     fulfillment_status = CharField(20, default="UNFULFILLED")
+    disputed = BooleanField(default=False)  # a dispute is open or was lost (migration 0010)
 
     class Meta:
         indexes = ((("user", "idempotency_key"), True), (("user", "created_at"), False))
@@ -279,6 +280,50 @@ class RefundLine(BaseModel):
     released_at = DateTimeField(null=True)
 
 
+class Dispute(BaseModel):
+    """A Stripe dispute (chargeback or inquiry) of a charge, by Stripe's id (`du_…`).
+
+    Linked to the payment and order through its PaymentIntent; both null when the
+    PaymentIntent is not one of ours (doctor reports it). `last_event_at` is the
+    `created` of the newest event applied: an older event never moves it back.
+    """
+
+    id = CharField(255, primary_key=True)
+    charge_id = CharField(255, null=True)
+    payment_intent_id = CharField(255, null=True, index=True)
+    payment = ForeignKeyField(Payment, null=True, backref="disputes", on_delete="SET NULL")
+    order = ForeignKeyField(Order, null=True, backref="disputes", on_delete="SET NULL")
+    amount_cents = BigIntegerField()
+    currency = CharField(10)
+    reason = CharField(50)
+    status = CharField(30, index=True)
+    evidence_due_by = DateTimeField(null=True)
+    funds_withdrawn_cents = BigIntegerField(default=0)
+    funds_reinstated_cents = BigIntegerField(default=0)
+    problem = CharField(500, null=True)  # e.g. more disputed than was paid
+    stripe_created_at = DateTimeField(null=True)
+    last_event_id = CharField(255)
+    last_event_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class FraudWarning(BaseModel):
+    """A Radar early fraud warning (`issfr_…`): the issuer reports a charge as likely fraud.
+    `actionable` until the charge is disputed or fully refunded; shipping waits on it."""
+
+    id = CharField(255, primary_key=True)
+    charge_id = CharField(255, null=True)
+    payment_intent_id = CharField(255, null=True, index=True)
+    payment = ForeignKeyField(Payment, null=True, backref="fraud_warnings", on_delete="SET NULL")
+    order = ForeignKeyField(Order, null=True, backref="fraud_warnings", on_delete="SET NULL")
+    fraud_type = CharField(50)
+    actionable = BooleanField()
+    stripe_created_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
 # The tables that hold data (ProductCount is derived from product by its triggers).
 ALL_MODELS = [
     User,
@@ -297,4 +342,6 @@ ALL_MODELS = [
     Shipment,
     ShipmentLine,
     RefundLine,
+    Dispute,
+    FraudWarning,
 ]

@@ -314,7 +314,15 @@ def test_help_examples_each_stand_on_their_own_line():
             assert ";  shopctl" not in example, (path, example)
 
 
-CANONICAL_METAVARS = {"ORDER_ID", "PRODUCT_ID", "EVENT_ID", "SHIPMENT_ID", "EMAIL", "QUANTITY"}
+CANONICAL_METAVARS = {
+    "ORDER_ID",
+    "PRODUCT_ID",
+    "EVENT_ID",
+    "SHIPMENT_ID",
+    "DISPUTE_ID",
+    "EMAIL",
+    "QUANTITY",
+}
 
 
 def test_arguments_have_one_spelling_each():

@@ -98,8 +98,10 @@ class Shipment(BaseModel):
 
 
 class Order(BaseModel):
-    """`status` is the payment's life cycle; `fulfillmentStatus` the shipping one:
-    UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RETURNED (all that shipped came back)."""
+    """An order. `status` is the payment's life cycle; `fulfillmentStatus` the shipping
+    one: UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RETURNED (all that shipped came
+    back). `disputed`: a dispute (chargeback) of its payment is open or was lost, so the
+    money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
 
     id: UUID
     userId: UUID
@@ -111,6 +113,7 @@ class Order(BaseModel):
     createdAt: datetime
     updatedAt: datetime
     payLater: bool
+    disputed: bool = False
     items: list[OrderItem]
     payment: PaymentSummary | None
     refunds: list[Refund] = []

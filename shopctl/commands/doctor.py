@@ -21,7 +21,7 @@ def doctor(
 ) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
-    Exits 1 when anything is wrong.
+    Exits 1 when anything is wrong; a warning (e.g. an open dispute) is shown, exit 0.
 
     \b
     Examples: shopctl doctor --json;
@@ -59,7 +59,9 @@ def _print_report(report) -> None:
     grid.add_column(overflow="fold")
     for check in report.checks:
         mark = "[green]ok[/]" if check.ok else "[red]FAIL[/]"
+        if check.ok and check.warning:
+            mark = "[yellow]warn[/]"
         grid.add_row(mark, check.name, text(check.detail))
-        if check.hint and not check.ok:
+        if check.hint and (check.warning or not check.ok):
             grid.add_row("", "", text(f"→ {check.hint}"))
     console().print(grid)

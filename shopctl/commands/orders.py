@@ -80,7 +80,7 @@ def _print_table(rows: list[dict]) -> None:
         listing.add_row(
             ids[row["id"]],
             when(row["createdAt"]),
-            row["status"],
+            row["status"] + (" disputed" if row["disputed"] else ""),
             text(row["userEmail"]),
             str(row["lines"]),
             _money(row["amountCents"], row["currency"]),
@@ -114,9 +114,10 @@ def _print_details(order: dict) -> None:
     from shopctl.commands.tables import table, text, whole, wrapped
 
     out = console()
+    disputed = "  [red]DISPUTED[/]" if order["disputed"] else ""
     out.print(
-        f"[bold]Order {order['id']}[/]  {order['status']}  {order['fulfillmentStatus']}  "
-        f"buyer {order['userEmail']}"
+        f"[bold]Order {order['id']}[/]  {order['status']}{disputed}  "
+        f"{order['fulfillmentStatus']}  buyer {order['userEmail']}"
     )
     out.print(
         f"created {order['createdAt']}  expires {order['expiresAt']}  "
@@ -165,6 +166,7 @@ def _print_details(order: dict) -> None:
             f"{shipment['carrier'] or '-'} {shipment['trackingNumber'] or '-'}",
             markup=False,
         )
+    _print_disputes(order)
     history = table(wrapped("at"), whole("from"), whole("to"), wrapped("reason"), wrapped("actor"))
     for row in order["history"]:
         history.add_row(
@@ -214,6 +216,23 @@ def _print_refunds_and_reviews(order: dict) -> None:
         out.print(f"[{colour}]FLAGGED FOR REVIEW ({review['status']})[/]: {what}", highlight=False)
         if review["status"] == "OPEN":
             out.print(f"  settle: shopctl payments settle {order['id']} --refund | --dismiss")
+
+
+def _print_disputes(order: dict) -> None:
+    out = console()
+    for row in order.get("disputes", []):
+        money = _money(row["amountCents"], row["currency"])
+        due = f", evidence due {row['evidenceDueBy']}" if row["evidenceDueBy"] else ""
+        flag = f" FLAGGED: {row['problem']}" if row["problem"] else ""
+        out.print(
+            f"dispute {row['id']}: {row['status']}, {row['reason']}, {money}{due}; "
+            f"withdrawn {_money(row['fundsWithdrawnCents'], row['currency'])}, "
+            f"reinstated {_money(row['fundsReinstatedCents'], row['currency'])}{flag}",
+            markup=False,
+        )
+    for row in order.get("fraudWarnings", []):
+        state = "actionable: do not ship" if row["actionable"] else "not actionable"
+        out.print(f"early fraud warning {row['id']} ({row['fraudType']}): {state}", markup=False)
 
 
 @app.command("cancel")

@@ -291,6 +291,56 @@ def list_refunds(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[st
     return listing.expand(sb.store, listing.page(items, params, "/v1/refunds", "refund"), params)
 
 
+# -- Disputes and early fraud warnings (made by the control endpoints) --------------------
+
+
+@bp.get("/disputes/<did>")
+@endpoint
+def retrieve_dispute(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, did: str
+) -> dict[str, Any]:
+    dispute = sb.engine.find("dispute", unquote(did), "dispute", "dispute")
+    return listing.expand(sb.store, dispute, params)
+
+
+@bp.get("/disputes")
+@endpoint
+def list_disputes(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
+    return _list_by_charge(sb, params, "dispute", "/v1/disputes")
+
+
+@bp.get("/radar/early_fraud_warnings/<wid>")
+@endpoint
+def retrieve_fraud_warning(
+    sb: Sandbox, params: dict[str, Any], origin: Origin, wid: str
+) -> dict[str, Any]:
+    kind = "radar.early_fraud_warning"
+    return listing.expand(
+        sb.store, sb.engine.find(kind, unquote(wid), kind, "early_fraud_warning"), params
+    )
+
+
+@bp.get("/radar/early_fraud_warnings")
+@endpoint
+def list_fraud_warnings(sb: Sandbox, params: dict[str, Any], origin: Origin) -> dict[str, Any]:
+    return _list_by_charge(
+        sb, params, "radar.early_fraud_warning", "/v1/radar/early_fraud_warnings"
+    )
+
+
+def _list_by_charge(sb: Sandbox, params: dict[str, Any], kind: str, url: str) -> dict[str, Any]:
+    check_known(params, listing.PAGING | {"charge", "payment_intent"})
+    charge, intent = get_str(params, "charge"), get_str(params, "payment_intent")
+    items = listing.filtered(
+        sb.store.all(kind),
+        lambda o: (
+            (charge is None or o["charge"] == charge)
+            and (intent is None or o["payment_intent"] == intent)
+        ),
+    )
+    return listing.expand(sb.store, listing.page(items, params, url, kind), params)
+
+
 # -- Events -------------------------------------------------------------------------------
 
 

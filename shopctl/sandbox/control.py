@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from . import checkout, refunds
+from . import checkout, disputes, refunds
 from .api import json_response
 from .engine import AUTOMATIC
 from .params import StripeError, not_found
@@ -102,6 +102,34 @@ async def fail_refund(request: Request, rid: str) -> HTTPResponse:
 async def succeed_refund(request: Request, rid: str) -> HTTPResponse:
     engine = _sandbox(request).engine
     return json_response(refunds.finish_refund(engine, rid, "succeeded", None))
+
+
+@bp.post("/payment_intents/<pid>/dispute")
+async def open_dispute(request: Request, pid: str) -> HTTPResponse:
+    """The buyer disputes the charge: `{"reason", "amount", "status", "evidence_due_by"}`?"""
+    engine = _sandbox(request).engine
+    return json_response(disputes.open_dispute(engine, pid, _json_body(request)))
+
+
+@bp.post("/disputes/<did>/update")
+async def update_dispute(request: Request, did: str) -> HTTPResponse:
+    """An open dispute moves: `{"status": "under_review"}` (evidence submitted), …"""
+    engine = _sandbox(request).engine
+    return json_response(disputes.update_dispute(engine, did, _json_body(request)))
+
+
+@bp.post("/disputes/<did>/close")
+async def close_dispute(request: Request, did: str) -> HTTPResponse:
+    """`{"outcome": "won" | "lost"}`; an inquiry closes as `warning_closed`."""
+    engine = _sandbox(request).engine
+    return json_response(disputes.close_dispute(engine, did, _json_body(request)))
+
+
+@bp.post("/payment_intents/<pid>/fraud_warning")
+async def fraud_warning(request: Request, pid: str) -> HTTPResponse:
+    """The issuer reports the charge as likely fraud: `{"fraud_type": …}`?"""
+    engine = _sandbox(request).engine
+    return json_response(disputes.open_fraud_warning(engine, pid, _json_body(request)))
 
 
 @bp.get("/deliveries")

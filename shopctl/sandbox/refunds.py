@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import shapes
+from . import disputes, shapes
 from .amounts import check_step
 from .engine import AUTOMATIC, Engine, Origin
 from .params import StripeError, check_known, get_int, get_metadata, get_str, invalid
@@ -66,6 +66,7 @@ def create_refund(
     charge["refunds"]["data"].insert(0, dict(refund))
     engine.emit("charge.refunded", charge, origin)
     engine.emit("refund.created", refund, origin)
+    disputes.charge_refunded(engine, charge)
     return refund
 
 

@@ -51,6 +51,7 @@ class Check:
     ok: bool
     detail: str
     hint: str | None = None
+    warning: bool = False  # ok, but an operator should look (e.g. an open dispute)
 
 
 @dataclass
@@ -63,6 +64,10 @@ class Report:
 
     def add(self, name: str, ok: bool, detail: str, hint: str | None = None) -> None:
         self.checks.append(Check(name, ok, detail, hint))
+
+    def warn(self, name: str, detail: str, hint: str | None = None) -> None:
+        """Something to look at that is not a failure: `doctor` stays green (exit 0)."""
+        self.checks.append(Check(name, True, detail, hint, warning=True))
 
 
 # --- ids given by an operator: whole, or a unique prefix, as git takes commits ------------

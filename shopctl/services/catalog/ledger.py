@@ -130,8 +130,12 @@ def _refunds_that_moved_stock() -> list[tuple[str, bool]]:
     """(order id, stock_released) of REFUNDED orders whose stock flag is not what it was
     before their (latest) refund: held if refunded from PAID, released otherwise."""
     latest = OrderHistory.alias("latest")
+    # A row that kept the status (a dispute opened, say) records no move: not the refund.
     last_refund = latest.select(fn.MAX(latest.id)).where(
-        (latest.order == Order.id) & (latest.to_status == "REFUNDED") & latest.event.is_null()
+        (latest.order == Order.id)
+        & (latest.to_status == "REFUNDED")
+        & (latest.from_status != "REFUNDED")
+        & latest.event.is_null()
     )
     refunded_from_paid = OrderHistory.from_status == "PAID"
     query = (

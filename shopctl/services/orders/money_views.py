@@ -1,14 +1,16 @@
-"""How an order's refunds and payment reviews are shown (API, `orders show`).
+"""How an order's refunds, payment reviews, disputes and fraud warnings are shown (API,
+`orders show`, `disputes`).
 
-The rows are written by the payments package (refund_ledger.py, verification.py); this
-is only how they read, so orders can show them without importing payments.
+The rows are written by the payments package (refund_ledger.py, verification.py,
+disputes.py); this is only how they read, so orders can show them without importing
+payments.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shopctl.models import PaymentReview, Refund
+from shopctl.models import Dispute, FraudWarning, PaymentReview, Refund
 from shopctl.services.common import iso
 
 
@@ -55,3 +57,52 @@ def review_json(review: PaymentReview) -> dict:
 def reviews_of(order_id: str) -> list[dict]:
     rows = PaymentReview.select().where(PaymentReview.order == order_id)
     return [review_json(row) for row in rows.order_by(PaymentReview.created_at, PaymentReview.id)]
+
+
+def dispute_json(row: Dispute) -> dict:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "reason": row.reason,
+        "amountCents": row.amount_cents,
+        "currency": row.currency,
+        "evidenceDueBy": iso(row.evidence_due_by),
+        "fundsWithdrawnCents": row.funds_withdrawn_cents,
+        "fundsReinstatedCents": row.funds_reinstated_cents,
+        "problem": row.problem,
+        "chargeId": row.charge_id,
+        "paymentIntentId": row.payment_intent_id,
+        "orderId": row.order_id,
+        "paymentId": row.payment_id,
+        "lastEventId": row.last_event_id,
+        "stripeCreatedAt": iso(row.stripe_created_at),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def fraud_warning_json(row: FraudWarning) -> dict:
+    return {
+        "id": row.id,
+        "fraudType": row.fraud_type,
+        "actionable": row.actionable,
+        "chargeId": row.charge_id,
+        "paymentIntentId": row.payment_intent_id,
+        "orderId": row.order_id,
+        "stripeCreatedAt": iso(row.stripe_created_at),
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def disputes_of(order_id: str) -> tuple[list[dict], list[dict]]:
+    """The order's disputes and early fraud warnings, oldest first."""
+    disputes = Dispute.select().where(Dispute.order == order_id)
+    warnings = FraudWarning.select().where(FraudWarning.order == order_id)
+    return (
+        [dispute_json(row) for row in disputes.order_by(Dispute.created_at, Dispute.id)],
+        [
+            fraud_warning_json(row)
+            for row in warnings.order_by(FraudWarning.created_at, FraudWarning.id)
+        ],
+    )

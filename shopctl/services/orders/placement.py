@@ -377,6 +377,7 @@ def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None
         "createdAt": iso(order.created_at),
         "updatedAt": iso(order.updated_at),
         "payLater": order.pay_later,
+        "disputed": order.disputed,
         "items": [item_json(item) for item in items],
         "payment": payment_json(payment) if payment else None,
     }

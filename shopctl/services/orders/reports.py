@@ -8,7 +8,7 @@ from shopctl.errors import NotFound
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
 from shopctl.schemas import OrderSearch
 from shopctl.services.common import iso, resolve_id
-from shopctl.services.orders.money_views import reviews_of
+from shopctl.services.orders.money_views import disputes_of, reviews_of
 from shopctl.services.orders.placement import ORDER_NOT_FOUND, orders_json
 
 
@@ -50,6 +50,7 @@ def _summary_json(order: Order) -> dict:
         "currency": order.currency,
         "lines": order.lines,
         "payLater": order.pay_later,
+        "disputed": order.disputed,
         "createdAt": iso(order.created_at),
         "expiresAt": iso(order.expires_at),
     }
@@ -74,6 +75,7 @@ def order_details(order_id: str) -> dict:
             "paidAt": iso(payment.paid_at),
         }
     details["reviews"] = reviews_of(order.id)
+    details["disputes"], details["fraudWarnings"] = disputes_of(order.id)
     history = order.history.order_by(OrderHistory.created_at, OrderHistory.id)
     details["history"] = [
         {

@@ -26,7 +26,7 @@ from shopctl.errors import InvalidInput, NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
 from shopctl.prepared import PreparedStatement
 from shopctl.schemas import unstorable_text
-from shopctl.services.payments import refund_events  # noqa: F401  (registers its handlers)
+from shopctl.services.payments import disputes, refund_events  # noqa: F401  (register handlers)
 from shopctl.services.payments.handlers import HANDLERS, Context
 from shopctl.services.payments.outcomes import announce as _announce
 
@@ -300,7 +300,7 @@ def _claim_event(event_id: str, new: tuple[dict, str, str] | None, force: bool) 
 def _ignored_reason(event_type: str, context: Context | None) -> str:
     if context is None:
         return f"unhandled type {event_type}"
-    return "unmatched: no payment of ours matches this event"
+    return context.outcome or "unmatched: no payment of ours matches this event"
 
 
 def _run_followups(settings: Settings, event_id: str, context: Context | None) -> None:

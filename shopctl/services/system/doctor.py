@@ -6,6 +6,7 @@ from shopctl.config import Settings
 from shopctl.services.catalog.ledger import check_ledger
 from shopctl.services.common import Report
 from shopctl.services.fulfilment.checks import check_fulfilment
+from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.payments.verification import check_reviews
 from shopctl.services.system.checks import check_configuration, check_database
@@ -21,6 +22,8 @@ def run_checks(settings: Settings) -> Report:
     check_fulfilment(settings, report)
     check_webhooks(report)
     check_reviews(report)
+    check_disputes(report)
+    check_fraud_warnings(report)
     check_retention(settings, report)
     return report
 
