@@ -241,3 +241,24 @@ def test_migration_0009_starts_orders_unfulfilled_and_goes_back(fresh_database):
     assert not {"shipment", "shipment_line", "refund_line"} & set(fresh_database.get_tables())
     assert "fulfillment_status" not in {c.name for c in fresh_database.get_columns("order")}
     assert runner.up() == [migration]
+
+
+def test_shipping_a_disputed_order_is_refused_until_the_dispute_is_won(stripe_stack, settings, cli):
+    from shopctl.models import Dispute, Order
+    from tests.payments_support import payment_of, wait_for
+
+    order = paid_order(stripe_stack, settings, ("Mug", 1, 1000))
+    intent = payment_of(order.order_id).payment_intent_id
+    opened = stripe_stack.control("POST", f"/payment_intents/{intent}/dispute", json={})
+    wait_for(lambda: Order.get_by_id(order.order_id).disputed, what="the order disputed")
+    refused = _ship(stripe_stack, settings, order.order_id, {})
+    assert refused.status_code == 409 and opened["id"] in refused.text, refused.text
+    held = cli("orders", "ship", order.order_id)
+    assert held.exit_code == 1 and "may not ship" in " ".join(held.output.split())
+    assert item(order.order_id, order.items["Mug"]).shipped_quantity == 0
+
+    stripe_stack.control("POST", f"/disputes/{opened['id']}/close", json={"outcome": "won"})
+    wait_for(lambda: Dispute.get_by_id(opened["id"]).status == "won", what="the dispute won")
+    assert _ship(stripe_stack, settings, order.order_id, {}).status_code == 201
+    assert item(order.order_id, order.items["Mug"]).shipped_quantity == 1
+    assert _doctor(cli)["exit"]["code"] == 0

@@ -22,15 +22,15 @@ from shopctl.services.common import resolve_id
 from shopctl.services.orders import fulfilment_state
 from shopctl.services.orders.lifecycle import PAID, lock_order
 from shopctl.services.orders.line_views import shipment_json
+from shopctl.services.payments.dispute_views import shipping_hold
 
 ORDER_NOT_FOUND = "Order not found"
 
 
 def _shipping_blocked(order: Order) -> str | None:
-    """Why this paid order may not ship now, or None. The disputes work (issue 18, item
-    4: an open dispute, an actionable fraud warning) answers here; until it lands,
-    nothing beyond the payment status blocks a shipment."""
-    return None
+    """Why this paid order may not ship now, or None: an open or lost dispute, or an
+    actionable early fraud warning (services/payments/dispute_views.py)."""
+    return shipping_hold(order.id)
 
 
 def ship_order(
