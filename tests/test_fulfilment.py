@@ -228,7 +228,7 @@ def test_migration_0009_starts_orders_unfulfilled_and_goes_back(fresh_database):
         ),
     ):
         fresh_database.execute_sql(sql.replace("?", mark), params)
-    assert runner.up() == [migration]
+    assert runner.up(migration) == [migration]
     assert fresh_database.execute_sql('SELECT "fulfillment_status" FROM "order"').fetchall() == [
         ("UNFULFILLED",)
     ]
@@ -240,7 +240,7 @@ def test_migration_0009_starts_orders_unfulfilled_and_goes_back(fresh_database):
     assert runner.down() == [migration]
     assert not {"shipment", "shipment_line", "refund_line"} & set(fresh_database.get_tables())
     assert "fulfillment_status" not in {c.name for c in fresh_database.get_columns("order")}
-    assert runner.up() == [migration]
+    assert runner.up(migration) == [migration]
 
 
 def test_shipping_a_disputed_order_is_refused_until_the_dispute_is_won(stripe_stack, settings, cli):
