@@ -70,6 +70,10 @@ def test_partial_then_full_shipment(stripe_stack, settings, cli):
     seen = owner_view(stripe_stack, order)
     assert (seen["status"], seen["fulfillmentStatus"]) == ("PAID", "FULFILLED")
     assert [s["carrier"] for s in seen["shipments"]] == ["UPS", "DHL"]
+    shown = cli("orders", "show", order.order_id)
+    assert shown.exit_code == 0 and "FULFILLED" in shown.output and "DHL" in shown.output
+    history = json.loads(cli("orders", "show", order.order_id, "--json").output)["history"]
+    assert [row.get("event") for row in history][-2:] == ["shipped", "shipped"]
     nothing_left = cli("orders", "ship", order.order_id)
     assert nothing_left.exit_code == 1 and "Nothing is left to ship" in nothing_left.output
     events = OrderHistory.select().where(
