@@ -324,6 +324,20 @@ class FraudWarning(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
 
+class CheckoutSession(BaseModel):
+    """Every Checkout Session created for a payment: the current one (`payment.session_id`)
+    and those a new one replaced, so a payment on an older one is still known as this
+    order's. Its events fill in its PaymentIntent and, with Adaptive Pricing before API
+    2025-03-31 (`currency_conversion`), what the buyer was charged in their currency."""
+
+    id = CharField(255, primary_key=True)
+    payment = ForeignKeyField(Payment, backref="checkout_sessions", index=True, on_delete="CASCADE")
+    payment_intent_id = CharField(255, null=True)
+    presentment_amount = BigIntegerField(null=True)
+    presentment_currency = CharField(10, null=True)
+    created_at = DateTimeField(default=utcnow)
+
+
 # The tables that hold data (ProductCount is derived from product by its triggers).
 ALL_MODELS = [
     User,
@@ -344,4 +358,5 @@ ALL_MODELS = [
     RefundLine,
     Dispute,
     FraudWarning,
+    CheckoutSession,
 ]

@@ -171,6 +171,20 @@ def chargeable_problem(minor: int, code: str) -> str | None:
     return None
 
 
+def refund_problem(minor: int, code: str) -> str | None:
+    """Why Stripe would refuse to refund `minor` units of `code`, or None. A refund has no
+    minimum, but the same steps as a charge (KWD and the other three-decimal currencies
+    in steps of 10: the last digit 0)."""
+    rules = currency(code)
+    if minor % rules.step:
+        return (
+            f"is {rules.format(minor)}; Stripe refunds {rules.code.upper()} in steps of "
+            f"{rules.format(rules.step)} ({minor} must end in "
+            f"{'0' if rules.step == 10 else '00'})"
+        )
+    return None
+
+
 def check_chargeable(minor: int, code: str) -> int:
     """`minor` if Stripe can charge it in `code`; else ValueError naming the limit."""
     problem = chargeable_problem(minor, code)

@@ -20,6 +20,7 @@ from shopctl.sandbox.shapes import new_id
 from tests.orders_support import make_product, make_user, place
 from tests.payments_support import buyer, history, payment_of, product, status_of
 from tests.resilience_support import Checkout, intent_object, session_object, stripe_event
+from tests.test_indexes import fresh_database  # noqa: F401  (fixture)
 from tests.test_webhooks import deliver, paid_events
 
 
@@ -229,3 +230,165 @@ def test_a_cancel_that_finds_a_mismatched_payment_flags_it_and_cancels(stripe_st
     [review] = PaymentReview.select().where(PaymentReview.order == placed["orderId"])
     assert "amount 1250 is not the order's 999" in review.reason
     assert _doctor(cli)["payment checks"]["ok"] is False
+
+
+# --- known false alarms: Adaptive Pricing's PaymentIntent, a replaced session ---------------
+
+
+def _adaptive(checkout: Checkout) -> tuple[dict, dict]:
+    """A 12.50 USD order paid as 11.50 EUR with legacy Adaptive Pricing: the session keeps
+    the order's money in `currency_conversion`, its PaymentIntent only the buyer's."""
+    session = session_object(checkout, "complete", "paid") | {
+        "amount_subtotal": 1150,
+        "amount_total": 1150,
+        "currency": "eur",
+        "currency_conversion": {
+            "amount_subtotal": 1250,
+            "amount_total": 1250,
+            "fx_rate": "0.92",
+            "source_currency": "usd",
+        },
+    }
+    intent = intent_object(checkout, "succeeded") | {"amount": 1150, "currency": "eur"}
+    return stripe_event("checkout.session.completed", session), stripe_event(
+        "payment_intent.succeeded", intent
+    )
+
+
+def _outcome(event: dict) -> str:
+    row = StripeEvent.get_by_id(event["id"])
+    assert row.status == "PROCESSED", row.last_error
+    return row.last_error or ""
+
+
+def test_adaptive_pricings_payment_intent_in_the_buyers_currency_is_no_false_alarm(
+    server, settings, cli
+):
+    """Pins the false alarm: `payment_intent.succeeded` for 11.50 EUR, the PaymentIntent of
+    a session that charged a 12.50 USD order in euros, was flagged for review. It is checked
+    against what its session says the buyer was charged, in either order of the events."""
+    first, first_id = _checkout_for(settings)
+    session, intent = _adaptive(first)
+    for event in (session, intent):
+        assert deliver(server, event).status_code == 200
+    assert status_of(first_id) == "PAID"
+    assert "flagged" not in _outcome(intent)
+
+    second, second_id = _checkout_for(settings, "Vase")
+    session, intent = _adaptive(second)
+    for event in (intent, session):  # the PaymentIntent first: its session is not known yet
+        assert deliver(server, event).status_code == 200
+    assert status_of(second_id) == "PAID"
+    [review] = PaymentReview.select().where(PaymentReview.order == second_id)
+    assert review.status == "DISMISSED" and second.session_id in review.note
+    assert not PaymentReview.select().where(PaymentReview.status == "OPEN").exists()
+    assert _doctor(cli)["exit"] == 0
+
+    # The session's word covers its own charge only: another amount is still flagged.
+    wrong = stripe_event(
+        "payment_intent.succeeded",
+        intent_object(first, "succeeded") | {"amount": 1149, "currency": "eur"},
+    )
+    deliver(server, wrong)
+    assert "amount 1149" in _outcome(wrong)
+
+
+def test_a_payment_on_a_session_the_order_replaced_pays_the_order(server, settings, cli):
+    """Pins the false alarm: paying again (pay later, the old session about to expire) gives
+    the order a new session; a payment that still lands on the old one was flagged as "not
+    the order's session". Now a session we created for the order pays it; its PaymentIntent
+    replaces the one a declined card on the new session had taught us, and the review that
+    PaymentIntent raised before its session was known is closed."""
+    from shopctl.services.payments.checkout import record_session
+
+    old, order_id = _checkout_for(settings)
+    new = Checkout(old.order_id, old.payment_id, old.amount)
+    new.session_id, new.intent_id = new_id("cs_test_"), new_id("pi_")
+    record_session(old.payment_id, {"id": new.session_id, "url": "http://x/pay-again"})
+    declined = intent_object(new, "requires_payment_method")
+    deliver(server, stripe_event("payment_intent.payment_failed", declined))
+    assert payment_of(order_id).payment_intent_id == new.intent_id
+
+    paid_intent = stripe_event("payment_intent.succeeded", intent_object(old, "succeeded"))
+    deliver(server, paid_intent)  # its session is not known yet: flagged for now
+    assert "is not the order's" in _outcome(paid_intent)
+    paid = stripe_event("checkout.session.completed", session_object(old, "complete", "paid"))
+    assert deliver(server, paid).status_code == 200
+    assert "flagged" not in _outcome(paid)
+    assert status_of(order_id) == "PAID"
+    assert payment_of(order_id).payment_intent_id == old.intent_id
+    assert not PaymentReview.select().where(PaymentReview.status == "OPEN").exists()
+    assert _doctor(cli)["exit"] == 0
+
+    # Money on the new session as well is a second payment: flagged, with its refund.
+    twice = stripe_event("checkout.session.completed", session_object(new, "complete", "paid"))
+    deliver(server, twice)
+    assert f"PaymentIntent {new.intent_id} is not the order's {old.intent_id}" in _outcome(twice)
+
+
+def test_a_late_payment_on_a_replaced_session_is_a_late_payment(server, settings):
+    """The order expired meanwhile: the old session's payment re-reserves its stock."""
+    from shopctl.services.payments.checkout import record_session
+    from tests.test_webhooks import _expire_in_db
+
+    old, order_id = _checkout_for(settings)
+    record_session(old.payment_id, {"id": new_id("cs_test_"), "url": "http://x/pay-again"})
+    _expire_in_db(order_id)
+    paid = stripe_event("checkout.session.completed", session_object(old, "complete", "paid"))
+    assert deliver(server, paid).status_code == 200
+    assert status_of(order_id) == "PAID"
+    assert history(order_id)[-1] == ("EXPIRED", "PAID")
+    assert payment_of(order_id).late_outcome == "rereserved"
+    assert not PaymentReview.select().exists()
+
+
+def test_migration_0012_keeps_each_payments_session_and_goes_back(fresh_database):  # noqa: F811
+    import uuid
+
+    from shopctl.models import utcnow
+    from tests.test_indexes import runner_for
+
+    migration = "0012_checkout_sessions"
+    runner = runner_for(fresh_database)
+    runner.up([m.name for m in runner.status() if m.name < migration][-1])
+    mark = "%s" if "Postgres" in type(fresh_database).__name__ else "?"
+    ids = {name: str(uuid.uuid4()) for name in ("user", "order", "payment", "unstarted")}
+    now = utcnow()
+    statements = [
+        (
+            'INSERT INTO "user" (id, email, password_hash, role, is_deleted, created_at, '
+            "updated_at) VALUES (?, 'old@example.com', 'x', 'USER', ?, ?, ?)",
+            (ids["user"], False, now, now),
+        ),
+        *(
+            (
+                'INSERT INTO "order" (id, user_id, status, amount_cents, currency, pay_later, '
+                "expires_at, stock_released, created_at, updated_at) "
+                "VALUES (?, ?, 'UNPAID', 1000, 'usd', ?, ?, ?, ?, ?)",
+                (order_id, ids["user"], False, now, False, now, now),
+            )
+            for order_id in (ids["order"], ids["unstarted"])
+        ),
+        *(
+            (
+                'INSERT INTO "payment" (id, order_id, status, amount_cents, currency, attempts, '
+                "refunded_cents, session_id, created_at, updated_at) "
+                "VALUES (?, ?, 'PENDING', 1000, 'usd', 0, 0, ?, ?, ?)",
+                (payment_id, order_id, session_id, now, now),
+            )
+            for payment_id, order_id, session_id in (
+                (ids["payment"], ids["order"], "cs_test_old"),
+                (str(uuid.uuid4()), ids["unstarted"], None),
+            )
+        ),
+    ]
+    for sql, params in statements:
+        fresh_database.execute_sql(sql.replace("?", mark), params)
+    assert runner.up(migration) == [migration]
+    rows = fresh_database.execute_sql(
+        'SELECT "id", "payment_id", "payment_intent_id" FROM "checkout_session"'
+    ).fetchall()
+    assert rows == [("cs_test_old", ids["payment"], None)]
+    assert runner.down() == [migration]
+    assert "checkout_session" not in fresh_database.get_tables()
+    assert runner.up(migration) == [migration]

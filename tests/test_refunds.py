@@ -232,3 +232,27 @@ def test_a_refund_whose_answer_was_lost_is_settled_by_reconcile(stripe_stack, se
     assert _refunded_at_stripe(stripe_stack, order_id) == 400  # once, not twice
     assert json.loads(cli("payments", "reconcile", "--json").output) == []
     assert _doctor_ok(cli)
+
+
+def test_a_refund_stripe_could_not_make_in_a_three_decimal_currency_is_refused(
+    stripe_stack, settings, cli
+):
+    """Pins `orders refund --amount 505` of a KWD order reserving 505 and asking Stripe,
+    which refunds KWD (and BHD, JOD, OMR, TND) only in steps of 10, the last digit 0."""
+    from shopctl.models import Order
+
+    placed = _paid_order(stripe_stack, settings)
+    order_id = placed["orderId"]
+    Order.update(currency="kwd").where(Order.id == order_id).execute()
+    Payment.update(currency="kwd").where(Payment.order == order_id).execute()
+    refused = cli("orders", "refund", order_id, "--amount", "505", "--yes")
+    assert refused.exit_code == 1, refused.output
+    said = " ".join(refused.output.split())
+    assert "0.505 KWD" in said and "steps of 0.010 KWD" in said and "end in 0" in said
+    assert _rows(order_id) == [] and payment_of(order_id).refunded_cents == 0
+    assert _refunded_at_stripe(stripe_stack, order_id) == 0
+
+    allowed = cli("orders", "refund", order_id, "--amount", "500", "--yes", "--json")
+    assert allowed.exit_code == 0, allowed.output
+    assert _rows(order_id) == [(500, "SUCCEEDED")]
+    assert _refunded_at_stripe(stripe_stack, order_id) == 500

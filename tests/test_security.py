@@ -358,7 +358,7 @@ def test_secrets_are_compared_in_constant_time():
 
     services = ROOT / "shopctl" / "services"
     assert "bcrypt.checkpw" in _calls(services / "accounts" / "auth.py")
-    assert "WebhookSignature.verify_header" in _calls(services / "payments" / "webhooks.py")
+    assert "WebhookSignature.verify_header" in _calls(services / "payments" / "signatures.py")
     assert "jwt.decode" in _calls(services / "accounts" / "tokens.py")
     # refresh tokens: keyed digests
     assert "hmac.new" in _calls(services / "accounts" / "tokens.py")

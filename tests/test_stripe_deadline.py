@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
-from shopctl.models import Order, OrderHistory, Payment, Refund
+from shopctl.models import Order, OrderHistory, Payment, Product, Refund, StripeEvent
 from shopctl.services.payments.sessions import CLOSE_CONCURRENCY
 from tests.orders_support import (
     assert_ledger_consistent,
@@ -113,7 +114,7 @@ def test_20_cancels_against_a_hanging_stripe_leave_reads_and_health_fast(start_s
     product reads waited behind them (40 s, 19 s) and the cancels ended as 500s.
 
     A read stuck behind a cancel would wait for Stripe's whole deadline (5 s here); the
-    bound, 2 s, leaves room for a loaded CI machine (reads take milliseconds when idle)."""
+    issue's bound is a second."""
     shopper, mug = make_user(), make_product("Mug", quantity=100)
     orders = [place(settings, shopper, (mug, 1)) for _ in range(20)]
     with_sessions(*orders)
@@ -150,7 +151,7 @@ def test_20_cancels_against_a_hanging_stripe_leave_reads_and_health_fast(start_s
     assert {probe.path for probe in during} == {"/api/v1/health", "/api/v1/product?limit=20"}
     assert all(probe.status == 200 for probe in probes)
     slowest = max(probe.seconds for probe in during)
-    assert slowest < 2.0, f"a read waited {slowest:.1f} s behind the cancels"
+    assert slowest < 1.0, f"a read waited {slowest:.2f} s behind the cancels"
     assert len(stripe_server.accepted) >= 20  # every cancel asked Stripe, all at once
     for order in orders:
         response = answers[order.id]
@@ -164,6 +165,119 @@ def test_20_cancels_against_a_hanging_stripe_leave_reads_and_health_fast(start_s
         assert canceled_once(order.id)
     assert stock_of(mug) == 100
     assert_ledger_consistent()
+
+
+LATE_PAYMENTS = 10  # more than the API's database threads (8)
+
+
+def _late_payments(stripe_stack, settings) -> tuple[list[str], list[dict], Product]:
+    """Orders paid at the sandbox (webhooks off), then expired here with their stock sold
+    to someone else: each `checkout.session.completed` is a late payment to refund."""
+    from tests.test_webhooks import _expire_in_db
+
+    stripe_stack.configure(webhooks_enabled=False)
+    mug = make_product("Mug", quantity=LATE_PAYMENTS)
+    shopper = buyer(stripe_stack, settings)
+    order_ids = []
+    for _ in range(LATE_PAYMENTS):
+        placed = shopper.order_now(mug, 1)
+        stripe_stack.pay(placed["sessionId"])
+        order_ids.append(placed["orderId"])
+    for order_id in order_ids:
+        _expire_in_db(order_id)
+    place(settings, make_user("early@example.com"), (mug, LATE_PAYMENTS))
+    listed = stripe_stack.stripe().v1.events.list(
+        {"type": "checkout.session.completed", "limit": 100}
+    )
+    return order_ids, [event.to_dict() for event in listed.data], mug
+
+
+def _deliver_all(url: str, events: list[dict]) -> list[httpx.Response]:
+    from tests.test_webhooks import sign
+
+    def deliver(event: dict) -> httpx.Response:
+        body = json.dumps(event)
+        headers = {"Stripe-Signature": sign(body), "Content-Type": "application/json"}
+        with httpx.Client(base_url=url, timeout=60) as http:
+            return http.post("/api/v1/payment/webhook", content=body.encode(), headers=headers)
+
+    with ThreadPoolExecutor(len(events)) as pool:
+        return list(pool.map(deliver, events))
+
+
+def test_late_payment_refunds_against_a_hanging_stripe_leave_reads_and_health_fast(
+    stripe_stack, start_server, settings, cli, monkeypatch
+):
+    """Pins the late-payment refund (a payment for an expired order whose stock is gone)
+    calling Stripe from inside the API's database threads: ten of them against a Stripe that
+    never answers held all eight threads for the whole deadline, and /health and product
+    reads waited behind them. Now each refund is awaited on the event loop; when its
+    deadline passes the event is stored as FAILED (Stripe retries it, `doctor` names it)
+    with the refund still to make, and a replay once Stripe is back refunds each once."""
+    order_ids, events, mug = _late_payments(stripe_stack, settings)
+    assert len(events) == LATE_PAYMENTS
+    with (
+        hanging_stripe() as stripe_server,
+        start_server(env={"STRIPE_API_BASE": stripe_server.url, "STRIPE_TIMEOUT": "4"}) as srv,
+    ):
+        done, probes, answers = threading.Event(), [], []
+        delivering = threading.Thread(target=lambda: answers.extend(_deliver_all(srv.url, events)))
+        delivering.start()
+        wait_for(lambda: len(stripe_server.accepted) >= 8, 20, "refunds waiting on Stripe")
+        probers = [
+            threading.Thread(target=_probe, args=(srv.url, path, done, probes))
+            for path in ("/api/v1/health", f"/api/v1/product/{mug.id}")
+        ]
+        for thread in probers:
+            thread.start()
+        delivering.join()
+        all_answered = time.monotonic()
+        done.set()
+        for thread in probers:
+            thread.join()
+    during = [probe for probe in probes if probe.ended <= all_answered]
+    assert {probe.path for probe in during} == {"/api/v1/health", f"/api/v1/product/{mug.id}"}
+    assert all(probe.status == 200 for probe in probes)
+    slowest = max(probe.seconds for probe in during)
+    assert slowest < 1.0, f"a read waited {slowest:.1f} s behind the late-payment refunds"
+    assert len(stripe_server.accepted) >= LATE_PAYMENTS  # every refund asked at once
+    assert [answer.status_code for answer in answers] == [500] * LATE_PAYMENTS
+    for event in events:
+        row = StripeEvent.get_by_id(event["id"])
+        assert row.status == "FAILED" and UNREACHABLE in row.last_error, row.last_error
+    for order_id in order_ids:
+        assert Order.get_by_id(order_id).status == "EXPIRED"
+        assert Payment.get(Payment.order == order_id).late_outcome == "refund_pending"
+    doctor = json.loads(cli("doctor", "--json").output)
+    [webhook_health] = [c for c in doctor["checks"] if "FAILED event" in c["detail"]]
+    assert webhook_health["ok"] is False
+
+    # The CLI's replay against the hanging Stripe waits for one deadline per refund.
+    with hanging_stripe() as stripe_server:
+        monkeypatch.setenv("STRIPE_API_BASE", stripe_server.url)
+        monkeypatch.setenv("STRIPE_TIMEOUT", "1")
+        started = time.monotonic()
+        replayed = cli("events", "replay", events[0]["id"], "--json")
+        assert time.monotonic() - started < 5
+    assert json.loads(replayed.output)[0]["result"] == "failed", replayed.output
+    assert Payment.get(Payment.order == order_ids[0]).late_outcome == "refund_pending"
+
+    monkeypatch.setenv("STRIPE_API_BASE", stripe_stack.sandbox_url)
+    monkeypatch.setenv("STRIPE_TIMEOUT", "10")
+    replayed = cli("events", "replay", "--failed", "--json")
+    assert replayed.exit_code == 0, replayed.output
+    assert {outcome["result"] for outcome in json.loads(replayed.output)} == {"processed"}
+    for order_id in order_ids:
+        assert Order.get_by_id(order_id).status == "REFUNDED"
+        intent = Payment.get(Payment.order == order_id).payment_intent_id
+        charge = stripe_stack.stripe().v1.payment_intents.retrieve(
+            intent, {"expand": ["latest_charge"]}
+        )
+        assert charge.latest_charge.amount_refunded == Order.get_by_id(order_id).amount_cents
+        assert Refund.select().where(Refund.order == order_id).count() == 1
+    assert stock_of(mug) == 0
+    assert_ledger_consistent()
+    assert cli("doctor").exit_code == 0
 
 
 def test_a_handler_past_sanics_response_timeout_answers_a_503_envelope(start_server, settings):
@@ -344,6 +458,35 @@ def test_one_orders_stripe_failure_does_not_block_the_rest_of_its_batch(
     )
     assert stock_of(mug) == 8
     assert_ledger_consistent()
+
+
+def test_reconcile_lists_an_order_stripe_does_not_know_and_goes_on(stripe_stack, settings, cli):
+    """Pins `payments reconcile` (and `--apply`) stopping at the first session Stripe
+    answered 404 for: the rest of the run, here a payment whose webhook never came, was
+    neither reported nor applied."""
+    shopper, mug = buyer(stripe_stack, settings), make_product("Mug", quantity=9)
+    stripe_stack.configure(webhooks_enabled=False)
+    unknown, paid = shopper.order_now(mug, 1), shopper.order_now(mug, 1)
+    stripe_stack.pay(paid["sessionId"])
+    Payment.update(session_id="cs_test_not_known_to_stripe").where(
+        Payment.id == unknown["paymentId"]
+    ).execute()
+
+    for apply in ((), ("--apply",)):
+        result = cli("payments", "reconcile", *apply, "--json")
+        assert result.exit_code == 0, result.output
+        gaps = {gap["orderId"]: gap for gap in json.loads(result.stdout)}
+        assert gaps[paid["orderId"]]["kind"] == "paid-at-stripe"
+        assert gaps[paid["orderId"]]["applied"] is bool(apply)
+        attention = gaps[unknown["orderId"]]
+        assert attention["kind"] == "unknown-to-stripe" and attention["applied"] is False
+        assert "cs_test_not_known_to_stripe" in attention["detail"]
+        assert "STRIPE_SECRET_KEY" in attention["fix"]
+        assert f"shopctl orders cancel {unknown['orderId']}" in attention["fix"]
+    assert Order.get_by_id(paid["orderId"]).status == "PAID"
+    assert Order.get_by_id(unknown["orderId"]).status == "UNPAID"
+    table = cli("payments", "reconcile")
+    assert table.exit_code == 0 and "unknown-to-stripe" in table.output, table.output
 
 
 # --- the setting ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ configuration) and `GET /payment/:paymentId/status[?sync=true]`."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from sanic import Blueprint, Request
@@ -14,7 +15,7 @@ from shopctl.checkout_schemas import PaymentStatusQuery
 from shopctl.schemas import PaymentIdPath, validate
 from shopctl.services.payments.checkout import payment_status
 from shopctl.services.payments.confirm import confirm_payment
-from shopctl.services.payments.webhooks import receive
+from shopctl.services.payments.webhooks import receive_async
 
 api = Blueprint("payments", url_prefix="/payment")
 
@@ -23,7 +24,13 @@ async def stripe_webhook(request: Request):
     """Verified on the raw bytes, then stored and processed in one transaction; 400 bad
     signature, 5xx failure (stored as FAILED, so Stripe retries)."""
     signature = request.headers.get("stripe-signature")
-    outcome = await call(request, receive, request.app.ctx.settings, request.body, signature)
+    # Shielded: a delivery Stripe gives up on still finishes its follow-up (a late payment's
+    # refund) rather than stopping between its database steps.
+    delivery = asyncio.ensure_future(
+        receive_async(request.app.ctx.settings, request.body, signature, partial(call, request))
+    )
+    delivery.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved
+    outcome = await asyncio.shield(delivery)
     return ok(
         {"received": True, "eventId": outcome.event_id, "result": outcome.result},
         "Webhook processed",

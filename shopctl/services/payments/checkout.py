@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from shopctl.config import Settings
 from shopctl.db import write_transaction
 from shopctl.errors import NotFound
-from shopctl.models import Order, OrderItem, Payment, User, utcnow
+from shopctl.models import CheckoutSession, Order, OrderItem, Payment, User, utcnow
 from shopctl.schemas import OrderLine
 from shopctl.services.orders import placement as orders
 from shopctl.services.payments import gateway
@@ -182,6 +182,10 @@ def record_session(payment_id: str, session: dict) -> dict:
         fields["session_expires_at"] = _from_epoch(session["expires_at"])
     with write_transaction():
         Payment.update(**fields).where(Payment.id == payment_id).execute()
+        # Kept when a newer session replaces it: a payment on it is still this order's.
+        CheckoutSession.insert(
+            id=session["id"], payment=payment_id, payment_intent_id=fields.get("payment_intent_id")
+        ).on_conflict_ignore().execute()
     return checkout_json(Payment.get_by_id(payment_id))
 
 

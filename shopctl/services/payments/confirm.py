@@ -4,7 +4,7 @@ Stripe's fulfilment guide (https://docs.stripe.com/checkout/fulfillment) has the
 page retrieve the Checkout Session and, if it is paid, fulfil it through the same
 function as the webhook, because the page may come first (or alone, when webhooks are
 late). Here that function is the webhook's own handler for `checkout.session.completed`
-(`sessions.apply_stripe_state`), with every check it makes, under the order's row lock:
+(`sessions.apply_stripe_state_async`), with every check it makes, under the order's row lock:
 the page, the webhook, `events sync` and `payments reconcile` are idempotent with each
 other; whichever comes first moves the order, the others find it moved.
 
@@ -27,7 +27,7 @@ from shopctl.models import Order, Payment, PaymentReview
 from shopctl.services.orders.lifecycle import PAID, REFUNDED
 from shopctl.services.orders.placement import orders_json
 from shopctl.services.payments import gateway
-from shopctl.services.payments.sessions import apply_stripe_state
+from shopctl.services.payments.sessions import apply_stripe_state_async
 
 log = logging.getLogger("shopctl.payments")
 
@@ -148,7 +148,8 @@ async def confirm_payment(
     found = {"asked": True, "session_status": session.get("status")}
     if session.get("status") == "complete":
         try:
-            await run_db(apply_stripe_state, settings, "checkout.session.completed", session, actor)
+            completed = "checkout.session.completed"
+            await apply_stripe_state_async(settings, completed, session, actor, run_db)
         except ShopError as exc:
             if strict:
                 raise

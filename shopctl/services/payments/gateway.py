@@ -6,9 +6,9 @@ Each call is async underneath and has one overall deadline, `STRIPE_TIMEOUT` sec
 (connect, read and the client's retries together): when it passes, the call is
 abandoned and `StripeTimeout` (an `APIConnectionError`) is raised. The API awaits the
 `*_async` functions on its event loop, between short database steps, so a slow Stripe
-holds neither a thread nor a transaction. The CLI, the cron job and webhook follow-ups
-call the plain functions, which run the same coroutine on a private event loop thread
-(`run`) and wait for it — bounded by the same deadline.
+holds neither a thread nor a transaction (a webhook's follow-up, a late payment's refund,
+too). The CLI and the cron job call the plain functions, which run the same coroutine on a
+private event loop thread (`run`) and wait for it — bounded by the same deadline.
 """
 
 from __future__ import annotations
@@ -130,6 +130,13 @@ def provider_error(error: stripe.StripeError) -> PaymentProviderError:
             "and rerunning is safe"
         )
     return PaymentProviderError(f"Stripe refused the call ({describe(error)})")
+
+
+def is_unknown(error: BaseException) -> bool:
+    """Stripe answered that the object does not exist (404): a changed key or account."""
+    return isinstance(error, stripe.InvalidRequestError) and (
+        error.http_status == 404 or error.code == "resource_missing"
+    )
 
 
 def is_already_complete(error: stripe.StripeError) -> bool:

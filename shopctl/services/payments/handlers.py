@@ -18,7 +18,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial, reduce, wraps
+from functools import reduce, wraps
 
 from peewee import SQL, Case, Model, Node, Query
 
@@ -39,7 +39,7 @@ from shopctl.services.orders.lifecycle import (
     transition,
 )
 from shopctl.services.payments import refund_ledger, verification
-from shopctl.services.payments.late_refunds import refund_late_payment
+from shopctl.services.payments.late_refunds import LateRefund
 
 LATE = (EXPIRED, CANCELED, FAILED)
 
@@ -51,7 +51,7 @@ class Context:
     actor: str
     dry_run: bool = False
     payment: Payment | None = None
-    followups: list[Callable[[Settings], None]] = field(default_factory=list)
+    followups: list[LateRefund] = field(default_factory=list)  # run after the commit
     changes: list[str] = field(default_factory=list)
     staged: dict = field(default_factory=dict)
     staged_for: str | None = None
@@ -193,11 +193,16 @@ def _link(
     ctx: Context, order: Order, payment: Payment, session_id: str | None, intent_id: str | None
 ) -> None:
     """Remember Stripe's ids the first time an event tells us them, if they are ours: a
-    session or PaymentIntent is adopted only when its amount, currency and metadata agree."""
+    session or PaymentIntent is adopted only when its amount, currency and metadata agree
+    (verification.py; a paid earlier session of the order brings its own PaymentIntent)."""
     new_session = session_id and not payment.session_id
-    new_intent = intent_id and not payment.payment_intent_id
-    if not (new_session or new_intent) or verification.mismatch(order, payment, ctx.obj):
+    new_intent = intent_id and intent_id != payment.payment_intent_id
+    converted = verification.converted(ctx.obj)
+    if not (new_session or new_intent or converted):
         return
+    if verification.mismatch(order, payment, ctx.obj):
+        return
+    replaced_intent = new_intent and payment.payment_intent_id is not None
     if new_session:
         ctx.stage(payment, session_id=session_id)
     if new_intent:
@@ -206,6 +211,8 @@ def _link(
         total = min(refund_ledger.counted_total(payment.id), payment.amount_cents)
         if total > payment.refunded_cents:
             ctx.stage(payment, refunded_cents=total)
+    if session_id and (converted or replaced_intent):
+        verification.remember_session(payment, ctx.obj, intent_id, ctx.actor)
 
 
 def _move(
@@ -232,7 +239,7 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
     if order.status in (PAID, REFUNDED):
         return
     if payment.late_outcome == "refund_pending":
-        ctx.followups.append(partial(_refund_late, payment.id, ctx.actor))
+        ctx.followups.append(LateRefund(payment.id, ctx.actor))
         return
     fully_refunded = payment.refunded_cents >= payment.amount_cents
     if order.status in (UNPAID, PROCESSING):
@@ -252,7 +259,7 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
         return
     _set_late(ctx, payment, "refund_pending")
     ctx.note(f"order {order.id}: late payment, stock gone → refund at Stripe")
-    ctx.followups.append(partial(_refund_late, payment.id, ctx.actor))
+    ctx.followups.append(LateRefund(payment.id, ctx.actor))
 
 
 def flag_payment(ctx: Context, order: Order, payment: Payment, problem: str) -> None:
@@ -264,10 +271,6 @@ def flag_payment(ctx: Context, order: Order, payment: Payment, problem: str) -> 
 
 def _set_late(ctx: Context, payment: Payment, outcome: str, **fields) -> None:
     ctx.stage(payment, late_outcome=outcome, **fields)
-
-
-def _refund_late(payment_id: str, actor: str, settings: Settings) -> None:
-    refund_late_payment(settings, payment_id, actor=actor)
 
 
 # --- the handlers ------------------------------------------------------------------------

@@ -160,7 +160,10 @@ def reconcile(
             session = gateway.retrieve_session(settings, payment.session_id).to_dict()
             gap = _session_gap(order, payment, session) or _refund_gap(settings, order, payment)
         except stripe.StripeError as exc:
-            raise _stopped(exc, found) from None
+            if not gateway.is_unknown(exc):
+                raise _stopped(exc, found) from None
+            found.append(_unknown_to_stripe(order, payment, exc))
+            continue
         if gap is None:
             continue
         if apply:
@@ -172,6 +175,30 @@ def reconcile(
     except stripe.StripeError as exc:
         raise _stopped(exc, found) from None
     return found
+
+
+def _unknown_fix(order: Order) -> str:
+    """What to do about an order Stripe answers 404 for: nothing can be applied from Stripe."""
+    account = "check that STRIPE_SECRET_KEY is the Stripe account that"
+    if order.status == UNPAID:
+        return (
+            f"{account} made its session; if it is, shopctl orders cancel {order.id} "
+            "(a payment that still arrives is a late payment)"
+        )
+    if order.status in (PAID, REFUNDED):
+        return f"{account} took the payment, and look the payment up in its Dashboard"
+    return f"{account} made its session; nothing to apply here while no money was taken"
+
+
+def _unknown_to_stripe(order: Order, payment: Payment, exc) -> Discrepancy:
+    """An order Stripe answers 404 for (a changed key or account): listed, never applied."""
+    return Discrepancy(
+        order.id,
+        payment.id,
+        "unknown-to-stripe",
+        f"Stripe does not know this order's payment ({gateway.describe(exc)}); {order.status} here",
+        _unknown_fix(order),
+    )
 
 
 def _stopped(exc, found: list[Discrepancy]) -> Exception:

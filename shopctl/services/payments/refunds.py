@@ -29,6 +29,7 @@ from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
 from shopctl.errors import (
     Conflict,
+    NotChargeable,
     NotFound,
     PaymentProviderError,
     ShopError,
@@ -36,6 +37,7 @@ from shopctl.errors import (
     Unprocessable,
 )
 from shopctl.models import Order, Payment, Refund, RefundLine, utcnow
+from shopctl.money import refund_problem
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
 from shopctl.services.payments import gateway, refund_ledger, refund_lines
 from shopctl.services.payments.handlers import Context
@@ -79,6 +81,8 @@ def _reserve(order_id: str, ask: RefundAsk, actor: str) -> tuple[Order, Payment,
         if ask.lines is not None:
             items, lines = refund_lines.line_items(order, ask.lines)
         amount = _amount(ask.amount, remaining, refund_lines.value(items, lines or {}), lines)
+        if problem := refund_problem(amount, payment.currency):
+            raise NotChargeable(f"The refund amount {problem}")
         row = refund_ledger.reserve(order, payment, amount, ask.reason, actor)
         if ask.idempotency_key:
             Refund.update(

@@ -10,7 +10,6 @@ that still arrives is a late payment (re-reserved, or refunded when the stock is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shopctl.config import Settings
@@ -23,6 +22,7 @@ from shopctl.services.orders.expiry import Verdict
 from shopctl.services.orders.lifecycle import UNPAID
 from shopctl.services.payments import gateway
 from shopctl.services.payments.handlers import HANDLERS, Context
+from shopctl.services.payments.late_refunds import RunDb
 
 CLOSED, PAID, UNKNOWN, UNREACHABLE, REFUSED = "closed", "paid", "unknown", "unreachable", "refused"
 # Sessions closed at once by the expiry job (Stripe's rate limits allow far more).
@@ -58,13 +58,30 @@ class Closing:
 
 
 def apply_stripe_state(settings: Settings, event_type: str, obj: dict, actor: str) -> Context:
-    """Run a handler on an object fetched from Stripe (reconcile, cancel, expiry)."""
+    """Run a handler on an object fetched from Stripe (reconcile, cancel, expiry), then its
+    follow-ups (a late payment's refund, Stripe bounded by its deadline)."""
+    context = _handled(settings, event_type, obj, actor)
+    for followup in context.followups:
+        followup.run(settings)
+    return context
+
+
+async def apply_stripe_state_async(
+    settings: Settings, event_type: str, obj: dict, actor: str, run_db: RunDb
+) -> Context:
+    """The same for the API: the database steps through `run_db`, a follow-up's Stripe
+    call awaited on the event loop between them."""
+    context = await run_db(_handled, settings, event_type, obj, actor)
+    for followup in context.followups:
+        await followup.run_async(settings, run_db)
+    return context
+
+
+def _handled(settings: Settings, event_type: str, obj: dict, actor: str) -> Context:
     event = {"id": actor, "type": event_type, "data": {"object": obj}}
     with write_transaction():
         context = Context(settings, event, actor=actor)
         HANDLERS[event_type](context)
-    for followup in context.followups:
-        followup(settings)
     return context
 
 
@@ -136,22 +153,24 @@ def prepare_cancel(order_id: str, user: User | None) -> str | None:
         return payment.session_id
 
 
-def finish_cancel(
-    settings: Settings, order_id: str, closing: Closing | None, *, user: User | None, actor: str
-) -> dict:
-    """Cancel the order after Stripe was asked; the order JSON with a `stripe` note.
-
-    When Stripe says the buyer already paid, the payment is applied instead and the
-    cancel is refused (Conflict), unless the payment failed its check (verification.py):
-    then it is flagged for review and the cancel goes on.
-    """
-    if closing is not None and closing.outcome == PAID:
-        context = apply_stripe_state(settings, "checkout.session.completed", closing.session, actor)
-        if context.outcome is None:
-            raise Conflict("The order was paid at Stripe meanwhile; it was not canceled")
+def finish_cancel(order_id: str, closing: Closing | None, *, user: User | None, actor: str) -> dict:
+    """Cancel the order after Stripe was asked (and a paid session applied, `paid_meanwhile`);
+    the order JSON with a `stripe` note."""
     order = orders.cancel_order(order_id, user=user, actor=actor)
     order["stripe"] = _note(order_id, closing)
     return order
+
+
+def _paid_meanwhile(closing: Closing | None) -> bool:
+    return closing is not None and closing.outcome == PAID
+
+
+def _refuse_when_applied(context: Context) -> None:
+    """Stripe says the buyer already paid, and the payment was applied: the cancel is
+    refused. A payment that failed its check (verification.py) was flagged for review
+    instead, and the cancel goes on."""
+    if context.outcome is None:
+        raise Conflict("The order was paid at Stripe meanwhile; it was not canceled")
 
 
 def _note(order_id: str, closing: Closing | None) -> dict:
@@ -168,9 +187,6 @@ def _note(order_id: str, closing: Closing | None) -> dict:
     }
 
 
-RunDb = Callable[..., Awaitable]
-
-
 async def cancel_order_async(
     settings: Settings, order_id: str, *, user: User | None, actor: str, run_db: RunDb
 ) -> dict:
@@ -178,14 +194,23 @@ async def cancel_order_async(
     awaited on the loop between them, within its deadline."""
     session_id = await run_db(prepare_cancel, order_id, user)
     closing = await close_session_async(settings, session_id) if session_id else None
-    return await run_db(finish_cancel, settings, order_id, closing, user=user, actor=actor)
+    if _paid_meanwhile(closing):
+        session = closing.session
+        completed = "checkout.session.completed"
+        _refuse_when_applied(
+            await apply_stripe_state_async(settings, completed, session, actor, run_db)
+        )
+    return await run_db(finish_cancel, order_id, closing, user=user, actor=actor)
 
 
 def cancel_order(settings: Settings, order_id: str, *, user: User | None, actor: str) -> dict:
     """The CLI's cancel: the same steps, the Stripe call bounded by the same deadline."""
     session_id = prepare_cancel(order_id, user)
     closing = close_session(settings, session_id) if session_id else None
-    return finish_cancel(settings, order_id, closing, user=user, actor=actor)
+    if _paid_meanwhile(closing):
+        completed = "checkout.session.completed"
+        _refuse_when_applied(apply_stripe_state(settings, completed, closing.session, actor))
+    return finish_cancel(order_id, closing, user=user, actor=actor)
 
 
 # --- expiry ---------------------------------------------------------------------------------

@@ -7,10 +7,19 @@ replay`, `events sync`, `payments reconcile --apply`, a cancel or an expiry that
 the session paid) goes through the handlers, and the handlers ask `mismatch()` first:
 
 * the amount and currency equal the order's (for a session with `currency_conversion`,
-  Adaptive Pricing before API version 2025-03-31, its source amount and currency);
-* the session id and the PaymentIntent id equal the stored ones once we know them;
+  Adaptive Pricing before API version 2025-03-31, its source amount and currency; for
+  that session's PaymentIntent, charged in the buyer's currency, what the session says
+  the buyer was charged);
+* the session id and the PaymentIntent id equal the stored ones once we know them; a
+  session we created for the payment before a newer one replaced it (pay again, table
+  `checkout_session`) is the order's too, and when it is paid while nothing was paid
+  through the PaymentIntent we knew, its own PaymentIntent becomes the order's;
 * metadata that names an order or a payment names this one, and a PaymentIntent we do
   not know yet is adopted only when its metadata names this payment.
+
+A PaymentIntent flagged before its session was known (its amount in the buyer's currency,
+or the PaymentIntent of a replaced session) is closed as DISMISSED when that session
+passes the check with the same amount (`remember_session`).
 
 On a mismatch the order does not move: `flag()` keeps what arrived as a `PaymentReview`
 (OPEN until an operator refunds or dismisses it: `shopctl payments settle`), the event is
@@ -21,12 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shopctl.models import Order, Payment, PaymentReview, utcnow
+from shopctl.models import CheckoutSession, Order, Payment, PaymentReview, utcnow
 from shopctl.services.common import Report
 from shopctl.services.orders.money_views import review_json  # noqa: F401  (re-exported)
 
 OPEN, REFUNDED, DISMISSED = "OPEN", "REFUNDED", "DISMISSED"
 PAYING = ("checkout.session", "payment_intent", "charge")
+# Orders no money was accepted for yet (the life cycle's statuses, by name: orders is below).
+OPEN_ORDER = ("UNPAID", "EXPIRED", "CANCELED", "FAILED")
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,64 @@ def arrived(obj: dict) -> Arrived:
     return Arrived(kind, None, None, None, None, metadata)
 
 
+def converted(obj: dict) -> bool:
+    """A Checkout Session whose buyer paid in their currency (legacy Adaptive Pricing)."""
+    conversion = obj.get("currency_conversion")
+    return isinstance(conversion, dict) and bool(conversion.get("source_currency"))
+
+
+def _earlier_session(payment: Payment, session_id: str) -> bool:
+    """A session we created for this payment, replaced since by its current one."""
+    query = CheckoutSession.select().where(
+        (CheckoutSession.id == session_id) & (CheckoutSession.payment == payment.id)
+    )
+    return query.exists()
+
+
+def _may_take_its_intent(order: Order, payment: Payment, obj: dict) -> bool:
+    """A paid earlier session brings its own PaymentIntent: it becomes the order's while
+    no money came through the one we knew (the order never paid, no late payment)."""
+    return (
+        obj.get("payment_status") == "paid"
+        and order.status in OPEN_ORDER
+        and not (payment.late_outcome)
+    )
+
+
+def _presented(payment: Payment, what: Arrived) -> tuple[object, str] | None:
+    """What a session of this payment says its buyer was charged in their currency, to
+    compare a PaymentIntent (or charge) in that currency with: the PaymentIntent's own
+    session, or, when none names it yet, the current session's currency (the amount is
+    then not compared)."""
+    presented = CheckoutSession.presentment_currency.is_null(False)
+    rows = CheckoutSession.select().where((CheckoutSession.payment == payment.id) & presented)
+    current = None
+    for row in rows:
+        if what.intent_id and row.payment_intent_id == what.intent_id:
+            return row.presentment_amount, row.presentment_currency
+        if row.id == payment.session_id:
+            current = row
+    return (what.amount, current.presentment_currency) if current else None
+
+
+def _in_orders_money(order: Order, payment: Payment, what: Arrived) -> tuple[object, object]:
+    """The amount and currency to check against the order's."""
+    amount, currency = what.amount, what.currency
+    if what.kind not in ("payment_intent", "charge") or not isinstance(currency, str):
+        return amount, currency
+    other_currency = currency.lower() != order.currency.lower()
+    if other_currency and _presented(payment, what) == (amount, currency.lower()):
+        return order.amount_cents, order.currency  # its session was checked in ours
+    return amount, currency
+
+
 def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     """Why `obj` cannot pay `order` (its payment), or None when everything agrees."""
     what = arrived(obj)
     if what.kind not in PAYING:
         return f"a {what.kind} object cannot pay an order"
     problems = []
-    amount, currency = what.amount, what.currency
+    amount, currency = _in_orders_money(order, payment, what)
     if not isinstance(amount, int) or isinstance(amount, bool):
         problems.append("no amount")
     elif amount != order.amount_cents:
@@ -90,10 +152,13 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
         problems.append("no currency")
     elif currency.lower() != order.currency.lower():
         problems.append(f"currency {currency.lower()} is not the order's {order.currency}")
-    if payment.session_id and what.session_id and what.session_id != payment.session_id:
+    other_session = payment.session_id and what.session_id and what.session_id != payment.session_id
+    earlier = bool(other_session) and _earlier_session(payment, what.session_id)
+    if other_session and not earlier:
         problems.append(f"session {what.session_id} is not the order's {payment.session_id}")
     known_intent = payment.payment_intent_id
-    if known_intent and what.intent_id and what.intent_id != known_intent:
+    other_intent = known_intent and what.intent_id and what.intent_id != known_intent
+    if other_intent and not (earlier and _may_take_its_intent(order, payment, obj)):
         problems.append(f"PaymentIntent {what.intent_id} is not the order's {known_intent}")
     named_payment, named_order = what.metadata.get("paymentId"), what.metadata.get("orderId")
     if named_payment is not None and named_payment != payment.id:
@@ -104,6 +169,38 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     if adopting and named_payment != payment.id:
         problems.append("a PaymentIntent we do not know must name this payment in its metadata")
     return "; ".join(problems) or None
+
+
+def remember_session(payment: Payment, session: dict, intent_id: str | None, actor: str) -> None:
+    """A session that passed the check: its PaymentIntent and what its buyer was charged
+    (with currency_conversion) kept on its row; reviews its PaymentIntent raised for the
+    same money before the session was known are closed, the session speaking for it."""
+    charged = arrived({**session, "currency_conversion": None})  # in the buyer's currency
+    amount, currency = charged.amount, charged.currency
+    if not charged.session_id or not isinstance(currency, str) or type(amount) is not int:
+        return
+    fields = {"payment_intent_id": intent_id}
+    if converted(session):
+        fields["presentment_amount"] = amount
+        fields["presentment_currency"] = currency.lower()[:10]
+    CheckoutSession.insert(id=charged.session_id, payment=payment.id, **fields).on_conflict(
+        conflict_target=[CheckoutSession.id], update=fields
+    ).execute()
+    if not intent_id:
+        return
+    PaymentReview.update(
+        status=DISMISSED,
+        note=f"its Checkout Session {charged.session_id} matched the order"[:2000],
+        settled_by=actor[:255],
+        settled_at=utcnow(),
+    ).where(
+        (PaymentReview.payment == payment.id)
+        & (PaymentReview.status == OPEN)
+        & (PaymentReview.payment_intent_id == intent_id)
+        & PaymentReview.session_id.is_null()
+        & (PaymentReview.amount_cents == amount)
+        & (PaymentReview.currency == currency.lower())
+    ).execute()
 
 
 def flag(

@@ -22,23 +22,18 @@ from peewee import fn
 
 from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
-from shopctl.errors import InvalidInput, NotFound, ShopError
+from shopctl.errors import NotFound, ShopError
 from shopctl.models import StripeEvent, utcnow
 from shopctl.prepared import PreparedStatement
-from shopctl.schemas import unstorable_text
 from shopctl.services.payments import disputes, refund_events  # noqa: F401  (register handlers)
 from shopctl.services.payments.handlers import HANDLERS, Context
+from shopctl.services.payments.late_refunds import LateRefund, RunDb
 from shopctl.services.payments.outcomes import announce as _announce
+from shopctl.services.payments.signatures import SignatureInvalid, parse_event, verify
 
 log = logging.getLogger("shopctl.webhooks")
 
 RECEIVED, PROCESSED, IGNORED, FAILED = "RECEIVED", "PROCESSED", "IGNORED", "FAILED"
-SIGNATURE_TOLERANCE = 300
-
-
-class SignatureInvalid(ShopError):
-    status = 400
-    code = "invalid_signature"
 
 
 class ProcessingFailed(ShopError):
@@ -65,58 +60,32 @@ class _DryRun(Exception):
 # --- receiving ---------------------------------------------------------------------------
 
 
-def verify(settings: Settings, payload: bytes, header: str | None) -> tuple[dict, str]:
-    """The event in a signed webhook body, or SignatureInvalid / InvalidInput (nothing stored)."""
-    from stripe import SignatureVerificationError, WebhookSignature
-
-    if not header:
-        raise SignatureInvalid("Missing Stripe-Signature header")
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SignatureInvalid("Webhook body is not UTF-8") from None
-    for secret in settings.stripe_webhook_secrets:
-        try:
-            WebhookSignature.verify_header(text, header, secret, SIGNATURE_TOLERANCE)
-            break
-        except SignatureVerificationError:
-            continue
-    else:
-        raise SignatureInvalid("Invalid Stripe signature")
-    return parse_event(text), text
+async def receive_async(
+    settings: Settings, payload: bytes, header: str | None, run_db: RunDb
+) -> Outcome:
+    """A webhook delivery: verified, stored and applied in one database step (`run_db`,
+    off the event loop); a follow-up's Stripe call (a late payment's refund) is awaited on
+    the loop between short database steps, so it never holds a database thread. Raises
+    ProcessingFailed on failure."""
+    event, outcome, followups = await run_db(_received, settings, payload, header)
+    if followups:
+        await _follow_up_async(settings, event, outcome, followups, "webhook", run_db)
+    return outcome
 
 
-def parse_event(text: str) -> dict:
-    """A Stripe event object from JSON text, checked for the fields we rely on."""
-    try:
-        event = json.loads(text)
-    except ValueError:
-        raise InvalidInput([{"path": "body", "message": "Event is not valid JSON"}]) from None
-    problems = []
-    if not isinstance(event, dict) or event.get("object") != "event":
-        problems.append({"path": "object", "message": 'must be "event"'})
-        event = event if isinstance(event, dict) else {}
-    if not isinstance(event.get("id"), str) or not event["id"].startswith("evt_"):
-        problems.append({"path": "id", "message": "must be a Stripe event id (evt_…)"})
-    if not isinstance(event.get("type"), str) or not event.get("type"):
-        problems.append({"path": "type", "message": "must be an event type"})
-    data = event.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
-        problems.append({"path": "data.object", "message": "must be an object"})
-    problems += unstorable_text(event)
-    if problems:
-        raise InvalidInput(problems, "Not a Stripe event")
-    return event
-
-
-def receive(settings: Settings, payload: bytes, header: str | None) -> Outcome:
-    """A webhook delivery: verify, store, process. Raises ProcessingFailed on failure."""
+def _received(
+    settings: Settings, payload: bytes, header: str | None
+) -> tuple[dict, Outcome, list[LateRefund]]:
+    """Verify, store and apply a delivery; announced here unless follow-ups remain."""
     try:
         event, text = verify(settings, payload, header)
     except SignatureInvalid:
         _announce(Outcome("", "unknown", "invalid_signature"), "webhook")
         raise
-    return ingest(settings, event, text, source="webhook")
+    outcome, followups = _applied(settings, event, text, "webhook", force=False)
+    if not followups:
+        _announce_settled(event, outcome, "webhook")
+    return event, outcome, followups
 
 
 def ingest(
@@ -132,16 +101,28 @@ def ingest(
 
     A duplicate (the id is stored already) is processed only if it is not settled yet,
     or with `force`; a failure rolls everything back and stores the event as FAILED.
+    Follow-ups (a late payment's refund) run after the commit, their Stripe call bounded
+    by its deadline (`LateRefund.run`).
     """
     if dry_run:
         return preview(settings, event)
+    outcome, followups = _applied(settings, event, raw, source, force=force)
+    _follow_up(settings, event, outcome, followups, source)
+    return outcome
+
+
+def _applied(
+    settings: Settings, event: dict, raw: str, source: str, *, force: bool
+) -> tuple[Outcome, list[LateRefund]]:
     try:
-        outcome = _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
+        return _settle(settings, event["id"][:255], force=force, new=(event, raw, source))
     except ProcessingFailed:
         _announce(Outcome(event["id"][:255], event["type"][:100], "failed"), source)
         raise
+
+
+def _announce_settled(event: dict, outcome: Outcome, source: str) -> None:
     _announce(outcome, source, event.get("created") if outcome.result != "duplicate" else None)
-    return outcome
 
 
 def _stripe_created(event: dict) -> datetime | None:
@@ -247,23 +228,24 @@ def _mark(row_id: str, status: str, error: str | None, payment_id: str | None = 
 def process(settings: Settings, event_id: str, *, force: bool = False) -> Outcome:
     """Apply a stored event in one transaction, then run its follow-ups (e.g. a refund)."""
     try:
-        outcome = _settle(settings, event_id, force=force)
+        outcome, followups = _settle(settings, event_id, force=force)
     except ProcessingFailed:
         _announce(Outcome(event_id, get_event(event_id).type, "failed"), "replay")
         raise
-    _announce(outcome, "replay")
+    _follow_up(settings, {}, outcome, followups, "replay")
     return outcome
 
 
 def _settle(
     settings: Settings, event_id: str, *, force: bool, new: tuple[dict, str, str] | None = None
-) -> Outcome:
-    """Store `new` (if given) and apply the event in one transaction; follow-ups after it."""
+) -> tuple[Outcome, list[LateRefund]]:
+    """Store `new` (if given) and apply the event in one transaction: the outcome, and the
+    follow-ups to run after the commit."""
     try:
         with write_transaction():
             event = _claim_event(event_id, new, force)
             if isinstance(event, Outcome):  # a settled duplicate, or stored as ignored
-                return event
+                return event, []
             status, context = _apply(settings, event)
             if status == PROCESSED:
                 note = context.outcome
@@ -274,10 +256,10 @@ def _settle(
     except Exception as exc:
         _record_failure(event_id, exc, new, force)
         raise ProcessingFailed("Webhook processing failed; stored for replay") from exc
-    _run_followups(settings, event_id, context)
     result = "processed" if status == PROCESSED else "ignored"
     changes = tuple(context.changes) if context else ()
-    return Outcome(event_id, event["type"], result, note or "", changes, payment and payment.id)
+    outcome = Outcome(event_id, event["type"], result, note or "", changes, payment and payment.id)
+    return outcome, list(context.followups) if context else []
 
 
 def _claim_event(event_id: str, new: tuple[dict, str, str] | None, force: bool) -> dict | Outcome:
@@ -303,13 +285,41 @@ def _ignored_reason(event_type: str, context: Context | None) -> str:
     return context.outcome or "unmatched: no payment of ours matches this event"
 
 
-def _run_followups(settings: Settings, event_id: str, context: Context | None) -> None:
-    for followup in context.followups if context else ():
-        try:
-            followup(settings)
-        except Exception as exc:
-            _record_failure(event_id, exc)
-            raise ProcessingFailed("Webhook follow-up failed; stored for replay") from exc
+def _follow_up(
+    settings: Settings, event: dict, outcome: Outcome, followups: list[LateRefund], source: str
+) -> None:
+    """Run the follow-ups after the event's commit; announce how the event ended."""
+    try:
+        for followup in followups:
+            followup.run(settings)
+    except Exception as exc:
+        _followup_failed(outcome, exc, source)
+    _announce_settled(event, outcome, source)
+
+
+async def _follow_up_async(
+    settings: Settings,
+    event: dict,
+    outcome: Outcome,
+    followups: list[LateRefund],
+    source: str,
+    run_db: RunDb,
+) -> None:
+    try:
+        for followup in followups:
+            await followup.run_async(settings, run_db)
+    except Exception as exc:
+        await run_db(_followup_failed, outcome, exc, source)
+    _announce_settled(event, outcome, source)
+
+
+def _followup_failed(outcome: Outcome, exc: Exception, source: str) -> None:
+    """The event is stored as FAILED (answered 5xx, replayable); the follow-up's decision
+    (`late_outcome = refund_pending`) stays committed, so Stripe's redelivery or a replay
+    asks Stripe again, with the same idempotency key."""
+    _record_failure(outcome.event_id, exc)
+    _announce(Outcome(outcome.event_id, outcome.type, "failed"), source)
+    raise ProcessingFailed("Webhook follow-up failed; stored for replay") from exc
 
 
 def _record_failure(
