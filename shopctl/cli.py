@@ -17,6 +17,7 @@ from shopctl.commands import (
     products,
     sandbox,
     serve,
+    shipping,
     users,
 )
 
@@ -60,6 +61,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")
 app.add_typer(disputes.app, name="disputes")
 app.add_typer(api.app, name="api")
+app.add_typer(shipping.app, name="shipping")
 
 
 def _whole_summaries(group: typer.Typer) -> None:

@@ -110,6 +110,8 @@ class Settings:
     registration_rate: Rate | None = Rate(20, 3600)
     event_retention_days: float = 90.0
     ship_within_days: float = 3.0  # doctor: paid orders not shipped by then
+    # Countries Checkout collects a shipping address for (empty: nothing is shipped).
+    shipping_countries: tuple[str, ...] = ()
     unset: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -297,8 +299,22 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
             raw, "EVENT_RETENTION_DAYS", float, defaults.event_retention_days
         ),
         ship_within_days=_number(raw, "SHIP_WITHIN_DAYS", float, defaults.ship_within_days),
+        shipping_countries=_shipping_countries(raw),
         unset=frozenset(name for name in secrets if name not in raw),
     )
+
+
+def _shipping_countries(raw: dict[str, str]) -> tuple[str, ...]:
+    """SHIPPING_COUNTRIES: `US,CA,GB` (ISO 3166-1 alpha-2, as Stripe Checkout takes them)."""
+    from shopctl.countries import SHIPPABLE_COUNTRIES
+
+    codes = tuple(dict.fromkeys(code.upper() for code in _split(raw.get("SHIPPING_COUNTRIES", ""))))
+    if unknown := [code for code in codes if code not in SHIPPABLE_COUNTRIES]:
+        raise ConfigError(
+            "SHIPPING_COUNTRIES takes two-letter country codes Stripe Checkout ships to "
+            f"(e.g. US,CA,GB); not {', '.join(unknown)}"
+        )
+    return codes
 
 
 def _traces_wanted(raw: dict[str, str]) -> str:

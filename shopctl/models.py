@@ -109,6 +109,19 @@ class Order(BaseModel):
     updated_at = DateTimeField(default=utcnow)
     # The second axis beside `status` (payment): services/orders/fulfilment_state.py.
     fulfillment_status = CharField(20, default="UNFULFILLED")
+    # Where it ships and for how much, as the Checkout Session said when the payment was
+    # applied (all null: nothing shipped). `amount_cents` includes `shipping_cents`.
+    shipping_name = CharField(300, null=True)
+    shipping_line1 = CharField(300, null=True)
+    shipping_line2 = CharField(300, null=True)
+    shipping_city = CharField(200, null=True)
+    shipping_postal_code = CharField(40, null=True)
+    shipping_state = CharField(200, null=True)
+    shipping_country = CharField(2, null=True)
+    shipping_phone = CharField(40, null=True)
+    shipping_rate_id = IntegerField(null=True)
+    shipping_rate_name = CharField(100, null=True)
+    shipping_cents = BigIntegerField(null=True)
     disputed = BooleanField(default=False)  # a dispute is open or was lost (migration 0010)
 
     class Meta:
@@ -280,6 +293,20 @@ class RefundLine(BaseModel):
     released_at = DateTimeField(null=True)
 
 
+class ShippingRate(BaseModel):
+    """A shipping option offered at Checkout. Its amount never changes once offered (a
+    session in flight was priced with it): a new price is a new rate, the old one disabled."""
+
+    id = AutoField()
+    name = CharField(100)
+    amount_cents = BigIntegerField()
+    currency = CharField(3)
+    min_days = SmallIntegerField(null=True)
+    max_days = SmallIntegerField(null=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
 class Dispute(BaseModel):
     """A Stripe dispute (chargeback or inquiry) of a charge, by Stripe's id (`du_…`).
 
@@ -356,6 +383,7 @@ ALL_MODELS = [
     Shipment,
     ShipmentLine,
     RefundLine,
+    ShippingRate,
     Dispute,
     FraudWarning,
     CheckoutSession,

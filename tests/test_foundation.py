@@ -320,8 +320,10 @@ CANONICAL_METAVARS = {
     "EVENT_ID",
     "SHIPMENT_ID",
     "DISPUTE_ID",
+    "RATE_ID",
     "EMAIL",
     "QUANTITY",
+    "NAME",
 }
 
 

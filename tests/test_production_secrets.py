@@ -50,7 +50,7 @@ def _arguments(command) -> list[str]:
         name = param.name or ""
         if "email" in name:
             values.append("someone@example.com")
-        elif name in ("quantity", "qty", "count", "amount"):
+        elif name in ("quantity", "qty", "count", "amount", "rate_id"):
             values.append("1")
         elif name.startswith("event"):
             values.append("evt_test_1")
@@ -60,7 +60,10 @@ def _arguments(command) -> list[str]:
 
 
 # Options a command needs before it gets as far as its settings (a choice it checks first).
-OPTIONS = {("payments", "settle"): ["--dismiss"]}
+OPTIONS = {
+    ("payments", "settle"): ["--dismiss"],
+    ("shipping", "rates", "add"): ["--amount", "100"],
+}
 
 COMMANDS = dict(_commands(typer.main.get_command(app)))
 SHOP_COMMANDS = sorted(path for path in COMMANDS if path not in NOT_THE_SHOP and path != ("serve",))

@@ -97,6 +97,34 @@ class Shipment(BaseModel):
     canceledAt: datetime | None
 
 
+class ShippingAddress(BaseModel):
+    """Where the order ships, as the buyer gave it at Checkout."""
+
+    name: str | None
+    line1: str | None
+    line2: str | None
+    city: str | None
+    postalCode: str | None
+    state: str | None
+    country: str | None  # ISO 3166-1 alpha-2
+    phone: str | None
+
+
+class ShippingRateRef(BaseModel):
+    """The shipping rate the buyer chose (null id and name: an address without a rate)."""
+
+    id: int | None
+    name: str | None
+
+
+class OrderShipping(BaseModel):
+    """Stored when the payment is applied; `amountCents` is part of the order's amountCents."""
+
+    address: ShippingAddress
+    rate: ShippingRateRef
+    amountCents: int
+
+
 class Order(BaseModel):
     """An order. `status` is the payment's life cycle; `fulfillmentStatus` the shipping
     one: UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RETURNED (all that shipped came
@@ -117,6 +145,8 @@ class Order(BaseModel):
     items: list[OrderItem]
     payment: PaymentSummary | None
     refunds: list[Refund] = []
+    # Null while nothing ships (not paid yet, or SHIPPING_COUNTRIES empty: digital goods).
+    shipping: OrderShipping | None = None
     shipments: list[Shipment] = []
 
 
@@ -254,6 +284,9 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Refund,
     ShipmentLine,
     Shipment,
+    ShippingAddress,
+    ShippingRateRef,
+    OrderShipping,
     Order,
     RefundLine,
     RefundCreated,

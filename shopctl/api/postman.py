@@ -192,6 +192,7 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             tests=(
                 _expect("unpaid", "body.data.status", '"UNPAID"'),
                 _expect("2 x 12.50", "body.data.amountCents", "2500"),
+                _expect("nothing shipped before payment", "body.data.shipping", "null"),
                 _expect("not disputed", "body.data.disputed", "false"),
                 _expect("nothing shipped", "body.data.fulfillmentStatus", '"UNFULFILLED"'),
                 _store("itemId", "body.data.items[0].id"),

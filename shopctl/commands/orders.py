@@ -145,6 +145,7 @@ def _print_details(order: dict) -> None:
         )
     out.print(items)
     out.print(f"total {_money(order['amountCents'], order['currency'])}")
+    _print_shipping(out, order)
     payment = order["payment"] or {}
     for label, key in (
         ("payment", "id"),
@@ -177,6 +178,24 @@ def _print_details(order: dict) -> None:
             text(row["actor"]),
         )
     out.print(history)
+
+
+def _print_shipping(out, order: dict) -> None:
+    """The shipping line and the address it goes to (the total above includes it)."""
+    shipping = order.get("shipping")
+    if not shipping:
+        return out.print("shipping   none (nothing ships)")
+    rate = shipping["rate"]["name"] or "no rate"
+    out.print(
+        f"shipping   {_money(shipping['amountCents'], order['currency'])} ({rate})", markup=False
+    )
+    address = shipping["address"]
+    place = " ".join(p for p in (address["postalCode"], address["city"]) if p)
+    parts = (address["name"], address["line1"], address["line2"], place, address["state"])
+    where = ", ".join(p for p in (*parts, address["country"]) if p)
+    out.print(f"ship to    {where or '-'}", markup=False)
+    if address["phone"]:
+        out.print(f"phone      {address['phone']}", markup=False)
 
 
 def _print_refunds_and_reviews(order: dict) -> None:

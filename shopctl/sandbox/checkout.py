@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import shapes
+from . import shapes, shipping
 from .amounts import check_session_total, check_step
 from .engine import AUTOMATIC, Engine, Origin, check_currency
 from .params import (
@@ -99,6 +99,7 @@ def create_session(
     amount = sum(item["amount_total"] for item in items)
     currency = items[0]["currency"]
     check_session_total(amount, currency)
+    fields.update(shipping.session_fields(engine, params, currency))
     sid = shapes.new_id("cs_test_a1", 56)
     intent = engine.new_intent(
         amount, currency, intent_data.pop("metadata"), intent_data, origin, session_id=sid
@@ -289,8 +290,11 @@ def _expire(engine: Engine, session: dict[str, Any], origin: Origin) -> dict[str
     return session
 
 
-def pay(engine: Engine, sid: str, outcome: str, origin: Origin = AUTOMATIC) -> dict[str, Any]:
-    """What the hosted page's buttons do: one buyer outcome applied to an open session."""
+def pay(
+    engine: Engine, sid: str, outcome: str, origin: Origin = AUTOMATIC, choice: dict | None = None
+) -> dict[str, Any]:
+    """What the hosted page's buttons do: one buyer outcome applied to an open session;
+    paying takes the buyer's shipping `choice` (shipping.py) first."""
     if outcome not in OUTCOMES:
         raise invalid("outcome", f"outcome must be one of {', '.join(OUTCOMES)}")
     session = refresh(engine, engine.find("checkout.session", sid, "checkout.session", "session"))
@@ -301,6 +305,8 @@ def pay(engine: Engine, sid: str, outcome: str, origin: Origin = AUTOMATIC) -> d
             raise _state_error(session, "has no delayed payment waiting")
     elif session["status"] != "open":
         raise _state_error(session, f"is {session['status']}")
+    if outcome in ("succeeded", "async_pending"):
+        shipping.choose(engine, session, choice or {})
     _OUTCOME_STEPS[outcome](engine, session, intent, origin)
     return session
 
@@ -318,7 +324,8 @@ def _complete(session: dict[str, Any], payment_status: str) -> None:
         status="complete",
         payment_status=payment_status,
         url=None,
-        customer_details=shapes.customer_details(session["customer_email"]),
+        customer_details=session["customer_details"]
+        or shapes.customer_details(session["customer_email"]),
     )
 
 

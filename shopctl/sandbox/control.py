@@ -77,10 +77,16 @@ async def set_config(request: Request) -> HTTPResponse:
 
 @bp.post("/sessions/<sid>/pay")
 async def pay(request: Request, sid: str) -> HTTPResponse:
-    outcome = _json_body(request).get("outcome", "succeeded")
+    """`{"outcome": …, "shipping_details": {name, address}, "shipping_rate": "shr_…",
+    "phone": …}`: the shipping keys are optional (a test address and the first rate)."""
+    body = _json_body(request)
+    outcome = body.get("outcome", "succeeded")
     if not isinstance(outcome, str):
         raise StripeError("outcome must be a string", param="outcome")
-    return json_response(checkout.pay(_sandbox(request).engine, sid, outcome))
+    choice = {
+        key: body[key] for key in ("shipping_details", "shipping_rate", "phone") if key in body
+    }
+    return json_response(checkout.pay(_sandbox(request).engine, sid, outcome, AUTOMATIC, choice))
 
 
 @bp.post("/sessions/<sid>/expire")

@@ -25,6 +25,16 @@ ACTIONS = {
     "complete_delayed": "async_succeeded",
     "fail_delayed": "async_failed",
 }
+# Left empty, Pay ships to the sandbox's test address (sandbox/shipping.py).
+ADDRESS_FIELDS = (
+    ("name", "Name"),
+    ("line1", "Address"),
+    ("line2", "Address line 2"),
+    ("city", "City"),
+    ("postal_code", "Postal code"),
+    ("state", "State"),
+    ("phone", "Phone"),
+)
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem}
 table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #ddd}
 .num{text-align:right}.note{padding:.6rem;border-radius:.3rem;background:#eef}
@@ -49,7 +59,12 @@ async def show(request: Request, sid: str) -> HTTPResponse:
         return html(_document("Not found", "<p>No such Checkout Session.</p>"), status=404)
     sb: Sandbox = request.app.ctx.sandbox
     intent = sb.store.get(session["payment_intent"], "payment_intent") or {}
-    body = _items(sb.store.line_items.get(sid, []), session) + _state(session, intent)
+    names = {
+        option["shipping_rate"]: (sb.store.get(option["shipping_rate"], "shipping_rate") or {})
+        for option in session.get("shipping_options") or []
+    }
+    names = {rate: found.get("display_name", "") for rate, found in names.items()}
+    body = _items(sb.store.line_items.get(sid, []), session) + _state(session, intent, names)
     return html(_document(f"Pay {money(session['amount_total'], session['currency'])}", body))
 
 
@@ -59,7 +74,7 @@ async def act(request: Request, sid: str, action: str) -> HTTPResponse:
     if action not in ACTIONS or sb.store.get(sid, "checkout.session") is None:
         return html(_document("Not found", "<p>No such page.</p>"), status=404)
     try:
-        session = checkout.pay(sb.engine, sid, ACTIONS[action])
+        session = checkout.pay(sb.engine, sid, ACTIONS[action], choice=_choice(request))
     except StripeError:
         return redirect(f"/checkout/pay/{sid}", status=303)  # the page says why
     if action == "pay" and session["success_url"]:
@@ -82,7 +97,7 @@ def _items(items: list[dict[str, Any]], session: dict[str, Any]) -> str:
     )
 
 
-def _state(session: dict[str, Any], intent: dict[str, Any]) -> str:
+def _state(session: dict[str, Any], intent: dict[str, Any], rate_names: dict[str, str]) -> str:
     status, sid = session["status"], escape(session["id"])
     if status == "expired":
         return "<p class=note id=status>This Checkout Session has expired.</p>" + _link(
@@ -97,11 +112,64 @@ def _state(session: dict[str, Any], intent: dict[str, Any]) -> str:
         else ""
     )
     cancel = _link(session["cancel_url"], "Cancel")
-    return (
-        f"{note}<p>Sandbox card 4242 4242 4242 4242 — choose what the bank says:</p>"
-        f"{_button(sid, 'pay', 'Pay')}{_button(sid, 'decline', 'Decline')}"
-        f"{_button(sid, 'pay_delayed', 'Pay (delayed)')}{cancel}"
+    buttons = "".join(
+        f"<button type=submit formaction='/checkout/pay/{sid}/{action}'>{label}</button>"
+        for action, label in (
+            ("pay", "Pay"),
+            ("decline", "Decline"),
+            ("pay_delayed", "Pay (delayed)"),
+        )
     )
+    shipping = _shipping_form(session, rate_names)
+    return (
+        f"{note}<form method=post action='/checkout/pay/{sid}/pay'>{shipping}"
+        f"<p>Sandbox card 4242 4242 4242 4242 — choose what the bank says:</p>{buttons}</form>"
+        f"{cancel}"
+    )
+
+
+def _shipping_form(session: dict[str, Any], rate_names: dict[str, str]) -> str:
+    """The address fields (when the session collects one) and the rates, first one checked."""
+    html_parts = []
+    collection = session.get("shipping_address_collection")
+    if collection:
+        fields = "".join(
+            f"<label>{label} <input name={name}></label><br>" for name, label in ADDRESS_FIELDS
+        )
+        countries = "".join(
+            f"<option>{escape(code)}</option>" for code in collection["allowed_countries"]
+        )
+        html_parts.append(
+            f"<fieldset id=shipping-address><legend>Shipping address</legend>{fields}"
+            f"<label>Country <select name=country>{countries}</select></label></fieldset>"
+        )
+    options = session.get("shipping_options") or []
+    if options:
+        radios = "".join(
+            f"<label><input type=radio name=shipping_rate value={escape(o['shipping_rate'])}"
+            f"{' checked' if i == 0 else ''}> {escape(rate_names.get(o['shipping_rate'], ''))} "
+            f"{money(o['shipping_amount'], session['currency'])}</label><br>"
+            for i, o in enumerate(options)
+        )
+        html_parts.append(
+            f"<fieldset id=shipping-rates><legend>Shipping</legend>{radios}</fieldset>"
+        )
+    return "".join(html_parts)
+
+
+def _choice(request: Request) -> dict[str, Any]:
+    """The buyer's shipping choice from the page's form (sandbox/shipping.py reads it)."""
+    form = request.form or {}
+
+    def value(key: str) -> str | None:
+        return (form.get(key) or "").strip() or None
+
+    choice: dict[str, Any] = {"shipping_rate": value("shipping_rate"), "phone": value("phone")}
+    if value("line1") or value("name"):
+        address = {key: value(key) for key in ("line1", "line2", "city", "postal_code", "state")}
+        address["country"] = value("country")
+        choice["shipping_details"] = {"name": value("name"), "address": address}
+    return choice
 
 
 def _complete(session: dict[str, Any], intent: dict[str, Any]) -> str:

@@ -57,6 +57,7 @@ from shopctl.services.orders.lifecycle import (
 from shopctl.services.orders.limits import check_order_limits
 from shopctl.services.orders.line_views import item_json, payment_json, shipments_by_order
 from shopctl.services.orders.money_views import refunds_by_order
+from shopctl.services.orders.shipping import shipping_json
 
 ORDER_NOT_FOUND = "Order not found"
 
@@ -380,4 +381,5 @@ def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None
         "disputed": order.disputed,
         "items": [item_json(item) for item in items],
         "payment": payment_json(payment) if payment else None,
+        "shipping": shipping_json(order),
     }

@@ -18,7 +18,7 @@ from shopctl.errors import NotFound
 from shopctl.models import CheckoutSession, Order, OrderItem, Payment, User, utcnow
 from shopctl.schemas import OrderLine
 from shopctl.services.orders import placement as orders
-from shopctl.services.payments import gateway
+from shopctl.services.payments import gateway, shipping_checkout
 
 # Stripe accepts a session expiry from 30 minutes to 24 hours after creation; the
 # margins absorb clock skew between us and Stripe.
@@ -91,9 +91,10 @@ def _session_params(
     site: str | None,
 ) -> dict:
     items = OrderItem.select().where(OrderItem.order == order.id).order_by(OrderItem.product_name)
-    metadata = {"orderId": order.id, "paymentId": payment.id}
+    shipping, shipping_metadata = shipping_checkout.session_params(settings, order.currency)
+    metadata = {"orderId": order.id, "paymentId": payment.id, **shipping_metadata}
     success_url, cancel_url = return_urls(settings, site, order.id)
-    return {
+    return shipping | {
         "mode": "payment",
         "line_items": [
             {
@@ -166,7 +167,10 @@ def _plan(settings: Settings, user: User, order: Order, site: str | None) -> Che
         Payment.id == payment.id
     ).execute()
     params = _session_params(settings, order, payment, user.email, expires, site)
-    return CheckoutPlan(order.id, payment.id, params, f"checkout:{payment.id}:{_epoch(expires)}")
+    key = f"checkout:{payment.id}:{_epoch(expires)}"
+    if digest := shipping_checkout.params_digest(params):
+        key += f":{digest}"
+    return CheckoutPlan(order.id, payment.id, params, key)
 
 
 def record_session(payment_id: str, session: dict) -> dict:

@@ -38,7 +38,8 @@ from shopctl.services.orders.lifecycle import (
     rereserve_stock,
     transition,
 )
-from shopctl.services.payments import refund_ledger, verification
+from shopctl.services.orders.shipping import ship_to
+from shopctl.services.payments import refund_ledger, shipping_checkout, verification
 from shopctl.services.payments.late_refunds import LateRefund
 
 LATE = (EXPIRED, CANCELED, FAILED)
@@ -231,13 +232,18 @@ def _move(
 
 
 def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> None:
-    """Money arrived for `order`: checked first (verification.py), then applied once."""
+    """Money arrived for `order`: checked first (verification.py), then applied once,
+    with the order's shipping (address, rate, amount) in the same transaction."""
+    if shipping_checkout.waits_for_session(order, ctx.obj):
+        ctx.note(f"order {order.id}: paid; its Checkout Session's event brings the shipping")
+        return
     problem = verification.mismatch(order, payment, ctx.obj)
     if problem is not None:
         flag_payment(ctx, order, payment, problem)
         return
     if order.status in (PAID, REFUNDED):
         return
+    _ship_to(ctx, order, payment)
     if payment.late_outcome == "refund_pending":
         ctx.followups.append(LateRefund(payment.id, ctx.actor))
         return
@@ -260,6 +266,15 @@ def apply_paid(ctx: Context, order: Order, payment: Payment, reason: str) -> Non
     _set_late(ctx, payment, "refund_pending")
     ctx.note(f"order {order.id}: late payment, stock gone → refund at Stripe")
     ctx.followups.append(LateRefund(payment.id, ctx.actor))
+
+
+def _ship_to(ctx: Context, order: Order, payment: Payment) -> None:
+    """The session's shipping (checked by `mismatch`) onto the order; the payment's amount
+    becomes the order's, shipping included, so refunds may give all of it back."""
+    shipping, _ = shipping_checkout.chosen_shipping(ctx.obj)
+    if shipping is not None:
+        ship_to(order, shipping)
+        ctx.stage(payment, amount_cents=order.amount_cents)
 
 
 def flag_payment(ctx: Context, order: Order, payment: Payment, problem: str) -> None:

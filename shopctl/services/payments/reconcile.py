@@ -68,12 +68,13 @@ def _candidates(window: timedelta) -> list[tuple[Order, Payment]]:
 
 def _session_gap(order: Order, payment: Payment, session: dict) -> Discrepancy | None:
     paid = session.get("payment_status") == "paid"
-    if session.get("amount_total") not in (None, payment.amount_cents):
+    expected, _ = verification.expected_amount(order, session)  # goods + chosen shipping
+    if session.get("amount_total") not in (None, expected):
         return Discrepancy(
             order.id,
             payment.id,
             "amount-mismatch",
-            f"Stripe {session.get('amount_total')} vs ours {payment.amount_cents}",
+            f"Stripe {session.get('amount_total')} vs ours {expected}",
             "investigate: the session does not match the order",
         )
     mismatched = paid and verification.mismatch(order, payment, session)

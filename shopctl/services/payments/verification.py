@@ -9,7 +9,9 @@ the session paid) goes through the handlers, and the handlers ask `mismatch()` f
 * the amount and currency equal the order's (for a session with `currency_conversion`,
   Adaptive Pricing before API version 2025-03-31, its source amount and currency; for
   that session's PaymentIntent, charged in the buyer's currency, what the session says
-  the buyer was charged);
+  the buyer was charged); a session's amount is the goods plus the chosen shipping
+  rate's amount in our table, and a shipping cost that differs from it, or a rate we did
+  not offer, is a mismatch;
 * the session id and the PaymentIntent id equal the stored ones once we know them; a
   session we created for the payment before a newer one replaced it (pay again, table
   `checkout_session`) is the order's too, and when it is paid while nothing was paid
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 from shopctl.models import CheckoutSession, Order, Payment, PaymentReview, utcnow
 from shopctl.services.common import Report
 from shopctl.services.orders.money_views import review_json  # noqa: F401  (re-exported)
+from shopctl.services.orders.shipping import goods_cents
+from shopctl.services.payments.shipping_checkout import chosen_shipping
 
 OPEN, REFUNDED, DISMISSED = "OPEN", "REFUNDED", "DISMISSED"
 PAYING = ("checkout.session", "payment_intent", "charge")
@@ -143,11 +147,14 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     if what.kind not in PAYING:
         return f"a {what.kind} object cannot pay an order"
     problems = []
+    expected, shipping_problem = expected_amount(order, obj)
+    if shipping_problem:
+        problems.append(shipping_problem)
     amount, currency = _in_orders_money(order, payment, what)
     if not isinstance(amount, int) or isinstance(amount, bool):
         problems.append("no amount")
-    elif amount != order.amount_cents:
-        problems.append(f"amount {amount} is not the order's {order.amount_cents}")
+    elif amount != expected:
+        problems.append(f"amount {amount} is not the order's {expected}")
     if not isinstance(currency, str):
         problems.append("no currency")
     elif currency.lower() != order.currency.lower():
@@ -169,6 +176,19 @@ def mismatch(order: Order, payment: Payment, obj: dict) -> str | None:
     if adopting and named_payment != payment.id:
         problems.append("a PaymentIntent we do not know must name this payment in its metadata")
     return "; ".join(problems) or None
+
+
+def expected_amount(order: Order, obj: dict) -> tuple[int, str | None]:
+    """What `obj` must charge for `order`, and why its shipping is not ours (or None).
+
+    A Checkout Session charges the goods plus the shipping rate the buyer chose, at our
+    rate's amount (shipping_checkout.py); anything else charges the order's amount, which
+    includes shipping once the session's payment was applied.
+    """
+    if obj.get("object") != "checkout.session":
+        return order.amount_cents, None
+    shipping, problem = chosen_shipping(obj)
+    return goods_cents(order) + (shipping.amount_cents if shipping else 0), problem
 
 
 def remember_session(payment: Payment, session: dict, intent_id: str | None, actor: str) -> None:
