@@ -8,7 +8,8 @@
 * `order_history.event`: NULL for a status move (every existing row); the name of a
   fulfilment or line-refund change otherwise, whose from/to stay the payment status.
 * `stock_movement.refund_id`: the refund a restock movement belongs to.
-* `refund.idempotency_key`, `request_hash`: a retried refund request finds its refund.
+* `refund.idempotency_key`, `request_hash`: a retried refund request finds its refund;
+  `refund.shipping_cents`: the order's shipping a refund pays back (`--shipping`).
 * `shipment`, `shipment_line`, `refund_line`: new tables.
 
 The models below are a frozen copy of shopctl.models as of this migration.
@@ -95,6 +96,7 @@ COLUMNS = (
     'CREATE INDEX "stock_movement_refund_id" ON "stock_movement" ("refund_id")',
     'ALTER TABLE "refund" ADD COLUMN "idempotency_key" VARCHAR(255)',
     'ALTER TABLE "refund" ADD COLUMN "request_hash" VARCHAR(64)',
+    'ALTER TABLE "refund" ADD COLUMN "shipping_cents" BIGINT NOT NULL DEFAULT 0',
     'CREATE UNIQUE INDEX "refund_order_id_idempotency_key" '
     'ON "refund" ("order_id", "idempotency_key")',
 )
@@ -111,6 +113,7 @@ def down(migrator, db):
     db.drop_tables([refund_line, shipment_line, shipment])
     migrator.migrate(
         migrator.drop_index("refund", "refund_order_id_idempotency_key"),
+        migrator.drop_column("refund", "shipping_cents"),
         migrator.drop_column("refund", "request_hash"),
         migrator.drop_column("refund", "idempotency_key"),
         migrator.drop_index("stock_movement", "stock_movement_refund_id"),

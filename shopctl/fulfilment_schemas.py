@@ -39,6 +39,7 @@ class LineRefundCreate(Strict):
 
     lines: Lines | None = None
     restock: bool = False
+    shipping: bool = False  # also the order's shipping amount, once
     amountCents: Annotated[int, Field(strict=True, ge=1)] | None = None
     reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
 

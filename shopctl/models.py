@@ -221,6 +221,7 @@ class Refund(BaseModel):
     updated_at = DateTimeField(default=utcnow)
     idempotency_key = CharField(255, null=True)
     request_hash = CharField(64, null=True)
+    shipping_cents = BigIntegerField(default=0)  # of this refund, the order's shipping
 
     class Meta:
         indexes = ((("order", "idempotency_key"), True),)

@@ -16,6 +16,7 @@ from shopctl.models import Payment, Product, Refund, StockMovement, StripeEvent
 from tests.fulfilment_support import admin, item, owner_view, paid_order, post_at_once
 from tests.payments_support import payment_of, status_of, wait_for
 from tests.test_payments_ops import _refunded_at_stripe
+from tests.test_shipping import _add_rates, _shipping_stack, shipping_stack  # noqa: F401
 
 
 def _stock(name: str) -> int:
@@ -166,4 +167,38 @@ def test_a_line_refund_stripe_refused_gives_its_units_back_and_restocks_nothing(
     assert row.status == "FAILED"
     assert item(order.order_id, mug).refunded_quantity == 0
     assert _stock("Mug") == 5 and _restocks(order.order_id) == []
+    assert _doctor_ok(cli)
+
+
+def test_the_shipping_amount_is_refunded_once_with_the_lines(shipping_stack, settings, cli):  # noqa: F811
+    from shopctl.models import Order, OrderItem, User
+    from tests.orders_support import bearer
+    from tests.payments_support import buyer, product, wait_status
+
+    _add_rates(cli)
+    shopper, mug = buyer(shipping_stack, settings, "shipped@example.com"), product("Mug", 5, 1000)
+    placed = shopper.order_now(mug, 2)
+    shipping_stack.pay(placed["sessionId"])
+    wait_status(placed["orderId"], "PAID")
+    order_id, shipping = placed["orderId"], Order.get_by_id(placed["orderId"]).shipping_cents
+    assert shipping == 500 and Order.get_by_id(order_id).amount_cents == 2500
+    item_id = OrderItem.get(OrderItem.order == order_id).id
+    ops = bearer(
+        settings, User.create(email="ship-ops@example.com", password_hash="x", role="ADMIN")
+    )
+    body = {"lines": [{"itemId": item_id, "quantity": 1}], "shipping": True, "restock": True}
+    url = f"/order/{order_id}/refunds"
+    first = shipping_stack.server.request("POST", url, json=body, headers=ops)
+    assert first.status_code == 201, first.text
+    assert (first.json()["data"]["amountCents"], first.json()["data"]["shippingCents"]) == (
+        1500,
+        500,
+    )
+    again = shipping_stack.server.request("POST", url, json=body, headers=ops)
+    assert again.status_code == 409 and "shipping was already refunded" in again.text
+    rest = cli("orders", "refund", order_id, "--line", f"{item_id}:1", "--yes", "--json")
+    assert rest.exit_code == 0, rest.output
+    assert json.loads(rest.output)["amountCents"] == 1000
+    assert status_of(order_id) == "REFUNDED"
+    assert _refunded_at_stripe(shipping_stack, order_id) == 2500
     assert _doctor_ok(cli)

@@ -54,6 +54,7 @@ async def create_refund(request: Request, order_id: str):
         reason=payload.reason,
         lines=lines_of(payload.lines),
         restock=payload.restock,
+        shipping=payload.shipping,
         idempotency_key=_idempotency_key(request),
     )
     settings = request.app.ctx.settings

@@ -59,7 +59,8 @@ FULFILMENT_OPERATIONS: dict[str, Operation] = {
         description="Refunds a PAID order at Stripe. With `lines`, the amount is what those "
         "units cost (`amountCents` may ask less), never more than is still refundable, and no "
         "line is refunded beyond what was ordered (409). `restock` puts the lines' units back "
-        "in stock once Stripe accepted the refund, exactly once. Without `lines`, an "
+        "in stock once Stripe accepted the refund, exactly once. `shipping` adds the order's "
+        "shipping amount, refundable once. Without `lines` or `shipping`, an "
         "amount-only refund (all that is left by default). 503 when Stripe could not be "
         "reached: the refund stays PENDING until its webhook or `payments reconcile --apply` "
         "settles it, and a retry with the same `Idempotency-Key` asks Stripe again.",

@@ -168,6 +168,7 @@ class RefundCreated(BaseModel):
     status: Literal["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]
     amountCents: int
     refundedCents: int
+    shippingCents: int = 0  # of this refund, the order's shipping (`shipping: true`)
     lines: list[RefundLine]
 
 

@@ -72,6 +72,9 @@ def refund(
     restock: bool = typer.Option(
         False, "--restock", help="Put the lines' units back in stock once Stripe accepts."
     ),
+    shipping: bool = typer.Option(
+        False, "--shipping", help="Also refund the order's shipping amount (once)."
+    ),
     reason: str = typer.Option(None, help="A note kept in the refund's metadata at Stripe."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -83,7 +86,7 @@ def refund(
 
     \b
     Example: shopctl orders refund 3f2a9c01 --amount 500 --yes
-    Example: shopctl orders refund 3f2a9c01 --line 8d41c2:1 --restock --yes
+    Example: shopctl orders refund 3f2a9c01 --line 8d41c2:1 --restock --shipping --yes
     """
     from shopctl.commands.common import confirm, usage_error
     from shopctl.commands.fulfilment import parse_lines
@@ -96,10 +99,12 @@ def refund(
     settings = bootstrap()
     order_id = find_order_id(order_id)
     what = f"{amount} cents of" if amount else "everything not yet refunded on"
-    if lines is not None:
-        what = f"{sum(lines.values())} unit(s) of"
+    if lines is not None or shipping:
+        units = f"{sum(lines.values())} unit(s)" if lines else ""
+        what = " and ".join(part for part in (units, "the shipping" if shipping else "") if part)
+        what += " of"
     confirm(f"Refund {what} order {order_id} at Stripe?", yes)
-    ask = RefundAsk(amount=amount, reason=reason, lines=lines, restock=restock)
+    ask = RefundAsk(amount=amount, reason=reason, lines=lines, restock=restock, shipping=shipping)
     result, _ = request_refund(settings, order_id, ask, "cli")
     if as_json:
         return print_json(result)

@@ -80,13 +80,19 @@ def _reserve(order_id: str, ask: RefundAsk, actor: str) -> tuple[Order, Payment,
         items, lines = {}, None
         if ask.lines is not None:
             items, lines = refund_lines.line_items(order, ask.lines)
-        amount = _amount(ask.amount, remaining, refund_lines.value(items, lines or {}), lines)
+        shipping = refund_lines.shipping_left(order) if ask.shipping else 0
+        worth = refund_lines.value(items, lines or {}) + shipping
+        itemized = lines is not None or ask.shipping
+        amount = _amount(ask.amount, remaining, worth, itemized)
         if problem := refund_problem(amount, payment.currency):
             raise NotChargeable(f"The refund amount {problem}")
         row = refund_ledger.reserve(order, payment, amount, ask.reason, actor)
-        if ask.idempotency_key:
+        if ask.idempotency_key or shipping:
+            key = ask.idempotency_key
             Refund.update(
-                idempotency_key=ask.idempotency_key, request_hash=ask.request_hash()
+                idempotency_key=key,
+                request_hash=ask.request_hash() if key else None,
+                shipping_cents=shipping,
             ).where(Refund.id == row.id).execute()
         if lines is not None:
             refund_lines.take(order, row, items, lines, ask.restock)
@@ -103,10 +109,10 @@ def _replay(order: Order, ask: RefundAsk) -> Refund | None:
     return earlier
 
 
-def _amount(asked: int | None, remaining: int, worth: int, lines: dict | None) -> int:
-    """The refund's amount: what was asked, else the lines' worth, else all that is left;
-    never more than is left, nor more than the lines are worth."""
-    if lines is None:
+def _amount(asked: int | None, remaining: int, worth: int, itemized: bool) -> int:
+    """The refund's amount: what was asked, else what the lines (and shipping) are
+    worth, else all that is left; never more than is left, nor more than they are worth."""
+    if not itemized:
         amount = remaining if asked is None else asked
         if not 0 < amount <= remaining:
             raise Conflict(
@@ -115,14 +121,14 @@ def _amount(asked: int | None, remaining: int, worth: int, lines: dict | None) -
         return amount
     if asked is None and worth > remaining:
         raise Conflict(
-            f"These lines are worth {worth} cents but only {remaining} are left to refund; "
+            f"This refund is worth {worth} cents but only {remaining} are left to refund; "
             "give the amount to refund for them"
         )
     amount = worth if asked is None else asked
     if not 0 < amount <= min(worth, remaining):
         raise Conflict(
             f"Refund amount must be between 1 and {min(worth, remaining)} cents "
-            "(what the lines are worth and is not yet refunded)"
+            "(what the lines and shipping are worth and is not yet refunded)"
         )
     return amount
 
@@ -150,10 +156,11 @@ class RefundAsk:
     lines: dict[str, int] | None = None
     restock: bool = False
     idempotency_key: str | None = None
+    shipping: bool = False  # also the order's shipping, once
 
     def request_hash(self) -> str:
         lines = sorted(self.lines.items()) if self.lines is not None else None
-        asked = [self.amount, self.reason, lines, self.restock]
+        asked = [self.amount, self.reason, lines, self.restock, self.shipping]
         return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
 
 
@@ -189,6 +196,7 @@ def _result(order: Order, payment: Payment, refund: Refund) -> dict:
         "status": refund.status,
         "amountCents": refund.amount_cents,
         "refundedCents": Payment.get_by_id(payment.id).refunded_cents,
+        "shippingCents": Refund.get_by_id(refund.id).shipping_cents,
         "lines": [
             {
                 "itemId": line.item_id,
