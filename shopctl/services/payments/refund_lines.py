@@ -16,6 +16,8 @@ transactions, under the order's row lock:
 
 from __future__ import annotations
 
+from peewee import fn
+
 from shopctl.errors import Conflict
 from shopctl.models import Order, OrderItem, Product, Refund, RefundLine, StockMovement, utcnow
 from shopctl.services.orders import fulfilment_state
@@ -35,6 +37,21 @@ def line_items(order: Order, lines: dict[str, int]) -> tuple[dict[str, OrderItem
         if units > left:
             raise Conflict(f"{item.product_name}: only {left} unit(s) left to refund, not {units}")
     return items, wanted
+
+
+def shipping_left(order: Order) -> int:
+    """The order's shipping not yet paid back (pending and succeeded refunds count):
+    Conflict if it has none left."""
+    refunded = (
+        Refund.select(fn.COALESCE(fn.SUM(Refund.shipping_cents), 0))
+        .where((Refund.order == order.id) & Refund.status.in_(("PENDING", "SUCCEEDED")))
+        .scalar()
+    )
+    left = (order.shipping_cents or 0) - int(refunded or 0)
+    if left <= 0:
+        what = "was already refunded" if order.shipping_cents else "has no shipping amount"
+        raise Conflict(f"This order's shipping {what}")
+    return left
 
 
 def value(items: dict[str, OrderItem], lines: dict[str, int]) -> int:
