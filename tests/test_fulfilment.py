@@ -204,7 +204,7 @@ def test_migration_0009_starts_orders_unfulfilled_and_goes_back(fresh_database):
 
     migration = "0009_fulfilment"
     runner = runner_for(fresh_database)
-    runner.up("0007_retention")
+    runner.up("0008_shipping")
     mark = "%s" if "Postgres" in type(fresh_database).__name__ else "?"
     ids = {name: str(uuid.uuid4()) for name in ("user", "order", "product", "item")}
     now = utcnow()
