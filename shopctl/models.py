@@ -81,7 +81,7 @@ class Product(BaseModel):
     price_cents = BigIntegerField()
     currency = CharField(3, default="usd")
     quantity = IntegerField(default=0)
-    is_archived = BooleanField(default=False, index=True)
+    is_archived = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -97,7 +97,7 @@ class ProductCount(BaseModel):
 class Order(BaseModel):
     id = CharField(36, primary_key=True, default=new_id)
     user = ForeignKeyField(User, backref="orders")
-    status = CharField(12, default="UNPAID", index=True)
+    status = CharField(12, default="UNPAID")
     amount_cents = BigIntegerField()
     currency = CharField(3)
     pay_later = BooleanField(default=False)
@@ -105,7 +105,7 @@ class Order(BaseModel):
     stock_released = BooleanField(default=False)
     idempotency_key = CharField(255, null=True)
     request_hash = CharField(64, null=True)
-    created_at = DateTimeField(default=utcnow, index=True)
+    created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     # The second axis beside `status` (payment): services/orders/fulfilment_state.py.
     fulfillment_status = CharField(20, default="UNFULFILLED")
@@ -125,7 +125,13 @@ class Order(BaseModel):
     disputed = BooleanField(default=False)  # a dispute is open or was lost (migration 0010)
 
     class Meta:
-        indexes = ((("user", "idempotency_key"), True), (("user", "created_at"), False))
+        # The listings' seek indexes (migrations/0011): each narrowing, then the whole sort.
+        indexes = (
+            (("user", "idempotency_key"), True),
+            (("user", "created_at", "id"), False),
+            (("created_at", "id"), False),
+            (("status", "created_at", "id"), False),
+        )
 
 
 class OrderItem(BaseModel):
@@ -162,16 +168,24 @@ class Payment(BaseModel):
 
 class StripeEvent(BaseModel):
     id = CharField(255, primary_key=True)
-    type = CharField(100, index=True)
+    type = CharField(100)
     payload = TextField()
-    status = CharField(10, default="RECEIVED", index=True)
+    status = CharField(10, default="RECEIVED")
     source = CharField(10, default="webhook")
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
     payment = ForeignKeyField(Payment, null=True, backref="events", on_delete="SET NULL")
     stripe_created_at = DateTimeField(null=True)
-    received_at = DateTimeField(default=utcnow, index=True)
+    received_at = DateTimeField(default=utcnow)
     processed_at = DateTimeField(null=True)
+
+    class Meta:
+        # `events list` seeks in these (migrations/0011): each filter, then the whole sort.
+        indexes = (
+            (("received_at", "id"), False),
+            (("status", "received_at", "id"), False),
+            (("type", "received_at", "id"), False),
+        )
 
 
 class StockMovement(BaseModel):

@@ -97,9 +97,13 @@ class PreparedStatement:
 
     MAX_SHAPES = 512  # per statement and database kind; a bound, never reached in practice
 
-    def __init__(self, build: Callable[..., Query]):
+    def __init__(self, build: Callable[..., Query], *, plan_each_time: bool = False):
+        """`plan_each_time`: built once all the same, but not PREPAREd, so PostgreSQL
+        plans it with its values each time: for a statement whose best plan depends on
+        them (a search term), a generic plan would fit one value and ruin another."""
         self._build = build
         self._compiled: dict[tuple, _Compiled] = {}
+        self._plan_each_time = plan_each_time
 
     def _compiled_here(self, shape: tuple = ()) -> _Compiled:
         key = (type(database.obj), shape)
@@ -112,6 +116,8 @@ class PreparedStatement:
         return compiled
 
     def _cursor(self, compiled: _Compiled, values: Mapping[str, Any] | Sequence[Any]):
+        if self._plan_each_time:
+            return database.execute_sql(compiled.sql, compiled.params(values))
         return execute_prepared(compiled.sql, compiled.params(values))
 
     def execute(self, **values) -> int:

@@ -102,7 +102,15 @@ def test_admin_manages_the_catalog_while_a_user_only_reads(server, admin, shoppe
 
     first = listing(server)
     assert first["message"] == "Products retrieved successfully"
-    assert first["meta"] == {"page": 1, "limit": 10, "total": 12, "totalPage": 2}
+    next_cursor = first["meta"]["nextCursor"]  # page 2 follows; a cursor walk may continue
+    assert first["meta"] == {
+        "page": 1,
+        "limit": 10,
+        "total": 12,
+        "totalPage": 2,
+        "nextCursor": next_cursor,
+    }
+    assert isinstance(next_cursor, str)
     assert len(first["data"]) == 10
     assert len(listing(server, page=2)["data"]) == 2
     assert [p["name"] for p in listing(server, search="MUG")["data"]] == ["Blue Mug"]
@@ -326,7 +334,7 @@ def test_an_ordered_product_is_archived_and_its_order_keeps_it(server, admin):
 def test_an_empty_catalog_lists_nothing(server):
     body = listing(server)
     assert body["data"] == []
-    assert body["meta"] == {"page": 1, "limit": 10, "total": 0, "totalPage": 0}
+    assert body["meta"] == {"page": 1, "limit": 10, "total": 0, "totalPage": 0, "nextCursor": None}
 
 
 def test_pages_walk_the_whole_catalog_without_overlap(server, admin):
@@ -334,7 +342,9 @@ def test_pages_walk_the_whole_catalog_without_overlap(server, admin):
     seen = []
     for page in (1, 2, 3):
         body = listing(server, page=page, limit=10)
-        assert body["meta"] == {"page": page, "limit": 10, "total": 23, "totalPage": 3}
+        meta = dict(body["meta"])
+        assert (meta.pop("nextCursor") is None) == (page == 3)
+        assert meta == {"page": page, "limit": 10, "total": 23, "totalPage": 3}
         seen += [product["id"] for product in body["data"]]
     assert len(seen) == 23 and set(seen) == made
     beyond = listing(server, page=4, limit=10)

@@ -133,7 +133,14 @@ def catalog(client: V1Client, admin: str) -> str:
         params={"sortBy": "priceCents", "sortOrder": "asc"},
     )
     assert [p["name"] for p in listing] == ["Cup", "Mug"]
-    assert client.bodies[-1]["meta"] == {"page": 1, "limit": 10, "total": 2, "totalPage": 1}
+    # The Express API's page meta, and the cursor of a next page (none: this is the last).
+    assert client.bodies[-1]["meta"] == {
+        "page": 1,
+        "limit": 10,
+        "total": 2,
+        "totalPage": 1,
+        "nextCursor": None,
+    }
     client.call("GET", f"/product/{mug['id']}", 200, "Product retrieved successfully")
     changed = client.call(
         "PATCH",

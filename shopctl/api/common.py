@@ -105,8 +105,12 @@ def body(request: Request, schema: type[Schema]) -> Schema:
 
 
 def query(request: Request, schema: type[Schema]) -> Schema:
-    """Query string parsed by `schema`; repeated keys keep the last value."""
+    """Query string parsed by `schema`; repeated keys keep the last value. Blank values
+    are no values (as in `request.args`), except an empty cursor: a cursor walk's start."""
     args = {key: values[-1] for key, values in request.args.items()}
+    cursor_missing = "cursor" in schema.model_fields and "cursor" not in args
+    if cursor_missing and "cursor" in request.get_args(keep_blank_values=True):
+        args["cursor"] = ""
     if errors := unstorable_text(args):
         raise InvalidInput(errors)
     return validate(schema, args)

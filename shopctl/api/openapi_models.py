@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shopctl.schemas import FULFILLMENT_STATUSES, ORDER_STATUSES
 
@@ -265,11 +265,27 @@ class Welcome(BaseModel):
     timeStamp: datetime
 
 
+PAGING = (
+    "Pages by `page` and `limit` (the Express API's, counted: `meta.total`) down to row "
+    "10,000; deeper is a 400 that points to `cursor`. Every page's `meta.nextCursor` (null "
+    "on the last) given as `cursor` reads the next one at the same cost however deep, with "
+    "the same filters and sort (a cursor of another sort or listing, or edited, is a 400); "
+    "`cursor=` (empty) starts there. Cursor pages are not counted: `meta` is "
+    "`{limit, nextCursor}`. Rows inserted or deleted meanwhile never repeat or skip a row."
+)
+
+
 class PageMeta(BaseModel):
-    page: int
+    """A page by number (the Express API's paging) has all of these; a page asked for by
+    `cursor` only `limit` and `nextCursor`, as counting every match is what it avoids."""
+
     limit: int
-    total: int
-    totalPage: int
+    nextCursor: str | None = Field(
+        description="Give it as `cursor` for the next page; null on the last page."
+    )
+    page: int = Field(None, description="Not on cursor pages.")
+    total: int = Field(None, description="Not on cursor pages.")
+    totalPage: int = Field(None, description="Not on cursor pages.")
 
 
 class ValidationIssue(BaseModel):

@@ -170,6 +170,7 @@ OPERATIONS: dict[str, Operation] = {
         [out.Product],
         query=s.ProductListQuery,
         paged=True,
+        description=out.PAGING,
     ),
     "products.get_product": Operation(
         "Product",
@@ -277,7 +278,7 @@ OPERATIONS: dict[str, Operation] = {
         auth="user",
         query=s.OrderListQuery,
         paged=True,
-        description="Newest first: the caller's orders, every order for an admin.",
+        description="Newest first: the caller's orders, every order for an admin. " + out.PAGING,
     ),
     "orders.get_order": Operation(
         "Order",

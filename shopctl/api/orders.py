@@ -13,6 +13,7 @@ from shopctl.api.responses import ok
 from shopctl.errors import ShopError
 from shopctl.schemas import IdempotencyKey, OrderCreate, OrderListQuery, OrderRef, validate
 from shopctl.services.common import iso
+from shopctl.services.orders import listing
 from shopctl.services.orders import placement as orders
 from shopctl.services.payments import checkout, sessions
 
@@ -113,7 +114,7 @@ async def cancel_order(request: Request, order_id: str):
 @authenticated()
 async def list_orders(request: Request):
     params = query(request, OrderListQuery)
-    rows, meta = await call(request, orders.list_orders, request.ctx.user, params)
+    rows, meta = await call(request, listing.list_orders, request.ctx.user, params)
     return ok(rows, "Orders retrieved successfully", meta=meta)
 
 

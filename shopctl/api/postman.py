@@ -138,6 +138,7 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             query={"page": "1", "limit": "10", "search": "{{productName}}"},
             tests=(
                 _expect("found", "body.meta.total", "1"),
+                _expect("the last page", "body.meta.nextCursor", "null"),
                 _store("productId", "body.data[0].id"),
             ),
         ),
@@ -218,9 +219,10 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
         Step(
             "orders_list_orders",
             "List my orders",
-            query={"page": "1", "limit": "10"},
+            query={"limit": "10", "cursor": ""},  # a cursor walk's first page: not counted
             tests=(
                 _expect("my order", "body.data[0].id", 'pm.collectionVariables.get("orderId")'),
+                _expect("the last page", "body.meta.nextCursor", "null"),
             ),
         ),
         Step(

@@ -158,6 +158,24 @@ def console():
     return Console(highlight=False)
 
 
+CURSOR_HELP = (
+    "Continue after the page that printed this cursor; '' starts a cursor walk "
+    "(--json then prints {data, meta: {limit, nextCursor}})."
+)
+
+
+def print_page_json(rows: list, meta: dict, cursor: str | None) -> None:
+    """A listing's page as `--json`: the rows as it always printed them or, walking with
+    --cursor, the API's shape, so a script finds the next cursor in meta.nextCursor."""
+    print_json(rows if cursor is None else {"data": rows, "meta": meta})
+
+
+def print_next_page(next_cursor: str | None) -> None:
+    """Under a listing's table: the option that shows the next page, unwrapped to copy."""
+    if next_cursor:
+        console().print(f"next page: --cursor {next_cursor}", markup=False, soft_wrap=True)
+
+
 def confirm(question: str, yes: bool) -> None:
     """Ask before changing money or stock, unless --yes; a refusal exits 1."""
     if yes:

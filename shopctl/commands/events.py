@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from shopctl.commands.common import bootstrap, console, handle_errors, print_json, usage_error
+from shopctl.commands.common import (
+    CURSOR_HELP,
+    bootstrap,
+    console,
+    handle_errors,
+    print_json,
+    print_next_page,
+    print_page_json,
+    usage_error,
+)
 
 app = typer.Typer(help="The Stripe event log: list, show, replay, sync.", no_args_is_help=True)
 
@@ -36,24 +45,27 @@ def list_events(
     type: str = typer.Option(None, "--type", help="Event type, e.g. checkout.session.completed."),
     since: str = typer.Option(None, help="Received since: ISO date or a duration like 24h."),
     limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
+    cursor: str = typer.Option(None, "--cursor", help=CURSOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List stored Stripe events, newest first.
 
-    Example: shopctl events list --status FAILED --json
+    \b
+    Examples: shopctl events list --status FAILED --json
+              shopctl events list --limit 1000 --cursor '' --json   (then meta.nextCursor)
     """
     from shopctl.schemas import EventSearch, validate
     from shopctl.services.payments.event_log import list_events as query
 
-    search = validate(
-        EventSearch,
-        {"status": status and status.upper(), "type": type, "since": since, "limit": limit},
-    )
+    filters = {"status": status and status.upper(), "type": type, "since": since}
+    search = validate(EventSearch, filters | {"limit": limit, "cursor": cursor})
     bootstrap()
-    rows = [_row_json(row) for row in query(search)]
+    events, next_cursor = query(search)
+    rows = [_row_json(row) for row in events]
     if as_json:
-        return print_json(rows)
+        return print_page_json(rows, {"limit": search.limit, "nextCursor": next_cursor}, cursor)
     _print_table(rows)
+    print_next_page(next_cursor)
 
 
 def _print_table(rows: list[dict]) -> None:

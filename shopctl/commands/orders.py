@@ -5,12 +5,15 @@ from __future__ import annotations
 import typer
 
 from shopctl.commands.common import (
+    CURSOR_HELP,
     bootstrap,
     confirm,
     console,
     fail,
     handle_errors,
     print_json,
+    print_next_page,
+    print_page_json,
     stripe_warning,
 )
 
@@ -40,27 +43,31 @@ def list_orders(
     ),
     since: str = typer.Option(None, help="Created since: 24h, 7d or an ISO date (UTC)."),
     limit: int = typer.Option(50, help="At most this many orders (newest first)."),
+    cursor: str = typer.Option(None, "--cursor", help=CURSOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List orders, newest first.
 
-    Example: shopctl orders list --status UNPAID --since 24h
+    \b
+    Examples: shopctl orders list --status UNPAID --since 24h
+              shopctl orders list --limit 500 --cursor '' --json   (then meta.nextCursor)
     """
     from shopctl.schemas import OrderSearch, validate
     from shopctl.services.orders.reports import search_orders
 
     filters = {"status": status, "fulfillment": fulfillment, "user": user, "since": since}
-    filters["limit"] = limit
+    filters |= {"limit": limit, "cursor": cursor}
     search = validate(OrderSearch, {k: v for k, v in filters.items() if v is not None})
     bootstrap()
     if search.user and "@" not in search.user:
         from shopctl.services.accounts.users import find_user_id
 
         search = search.model_copy(update={"user": find_user_id(search.user)})
-    rows = search_orders(search)
+    rows, next_cursor = search_orders(search)
     if as_json:
-        return print_json(rows)
+        return print_page_json(rows, {"limit": search.limit, "nextCursor": next_cursor}, cursor)
     _print_table(rows)
+    print_next_page(next_cursor)
 
 
 def _print_table(rows: list[dict]) -> None:

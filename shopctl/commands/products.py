@@ -10,12 +10,15 @@ from pathlib import Path
 import typer
 
 from shopctl.commands.common import (
+    CURSOR_HELP,
     bootstrap,
     confirm,
     console,
     fail,
     handle_errors,
     print_json,
+    print_next_page,
+    print_page_json,
     usage_error,
 )
 
@@ -123,24 +126,29 @@ def list_products(
     sort: str = typer.Option("createdAt", "--sort", help="createdAt, priceCents or name."),
     order: str = typer.Option("desc", "--order", help="asc or desc."),
     limit: int = typer.Option(20, "--limit", help="Products per page (1 to 100)."),
-    page: int = typer.Option(1, "--page", help="Which page."),
+    page: int = typer.Option(None, "--page", help="Which page (default 1), to row 10,000."),
+    cursor: str = typer.Option(None, "--cursor", help=CURSOR_HELP),
     archived: bool = typer.Option(False, "--archived", help="Include archived products."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List products, newest first.
 
-    Example: shopctl products list --low-stock 5 --sort name --order asc
+    \b
+    Examples: shopctl products list --low-stock 5 --sort name --order asc
+              shopctl products list --cursor '' --json   (then --cursor meta.nextCursor)
     """
     from shopctl.schemas import ProductListQuery, validate
     from shopctl.services.catalog.products import list_products as listing
 
     params = {"page": page, "limit": limit, "search": search, "sortBy": sort, "sortOrder": order}
+    params["cursor"] = cursor
     params = validate(ProductListQuery, {k: v for k, v in params.items() if v is not None})
     bootstrap()
     products, meta = listing(params, low_stock=low_stock, include_archived=archived)
     if as_json:
-        return print_json(products)
+        return print_page_json(products, meta, cursor)
     _print_table(products, meta)
+    print_next_page(meta["nextCursor"])
 
 
 def _print_table(products: list[dict], meta: dict) -> None:
@@ -166,7 +174,10 @@ def _print_table(products: list[dict], meta: dict) -> None:
         )
     out = console()
     out.print(listing)
-    out.print(f"page {meta['page']} of {meta['totalPage']}, {meta['total']} product(s)")
+    if "page" in meta:
+        out.print(f"page {meta['page']} of {meta['totalPage']}, {meta['total']} product(s)")
+    else:
+        out.print(f"{len(products)} product(s)")
 
 
 @app.command("set-stock")

@@ -1,8 +1,7 @@
-"""Small helpers every service shares: timestamps on the wire, paging, check reports, ids."""
+"""Small helpers every service shares: timestamps on the wire, check reports, ids."""
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -25,24 +24,6 @@ def _iso(moment: datetime) -> str:
     # A page of products formats two timestamps per product, and the same pages are
     # asked for again and again: formatting was an eighth of a listing's CPU.
     return moment.isoformat(timespec="milliseconds") + "Z"
-
-
-@dataclass(frozen=True)
-class Page:
-    page: int
-    limit: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.limit
-
-    def meta(self, total: int) -> dict:
-        return {
-            "page": self.page,
-            "limit": self.limit,
-            "total": total,
-            "totalPage": math.ceil(total / self.limit) if total else 0,
-        }
 
 
 @dataclass

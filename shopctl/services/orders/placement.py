@@ -1,4 +1,4 @@
-"""Orders: place (reserving stock), check before paying, cancel, read and list.
+"""Orders: place (reserving stock), check before paying, cancel, read (listing.py lists).
 
 Every rule about orders lives here once; the API and the CLI both call these
 functions. Status changes go through `shopctl.services.orders.lifecycle`, which payments
@@ -40,8 +40,8 @@ from shopctl.models import (
 )
 from shopctl.money import chargeable_problem
 from shopctl.money import currency as currency_rules
-from shopctl.schemas import MAX_LINE_QUANTITY, OrderLine, OrderListQuery
-from shopctl.services.common import Page, iso
+from shopctl.schemas import MAX_LINE_QUANTITY, OrderLine
+from shopctl.services.common import iso
 from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -329,21 +329,6 @@ def get_order(user: User, order_id: str) -> dict:
     if order is None or not _may_see(user, order):
         raise NotFound(ORDER_NOT_FOUND)
     return orders_json([order])[0]
-
-
-def list_orders(user: User, params: OrderListQuery) -> tuple[list[dict], dict]:
-    """The user's orders (an admin's: everyone's), newest first: (orders, meta)."""
-    page = Page(params.page, params.limit)
-    query = Order.select()
-    if user.role != "ADMIN":
-        query = query.where(Order.user == user.id)
-    if params.status:
-        query = query.where(Order.status == params.status)
-    if params.fulfillmentStatus:
-        query = query.where(Order.fulfillment_status == params.fulfillmentStatus)
-    total = query.count()
-    rows = query.order_by(Order.created_at.desc(), Order.id).offset(page.offset).limit(page.limit)
-    return orders_json(list(rows)), page.meta(total)
 
 
 def orders_json(orders: Sequence[Order]) -> list[dict]:

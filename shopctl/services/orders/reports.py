@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from peewee import fn
 
+from shopctl import pagination
 from shopctl.errors import NotFound
 from shopctl.models import Order, OrderHistory, OrderItem, Payment, User
 from shopctl.schemas import OrderSearch
 from shopctl.services.common import iso, resolve_id
+from shopctl.services.orders.listing import NEWEST_FIRST
 from shopctl.services.orders.money_views import disputes_of, reviews_of
 from shopctl.services.orders.placement import ORDER_NOT_FOUND, orders_json
 
@@ -17,8 +19,10 @@ def find_order_id(text: str) -> str:
     return resolve_id(Order, text, "order")
 
 
-def search_orders(search: OrderSearch) -> list[dict]:
-    """Newest orders first, filtered by status, buyer (email or id) and creation time."""
+def search_orders(search: OrderSearch) -> tuple[list[dict], str | None]:
+    """Newest orders first, filtered by status, buyer (email or id) and creation time,
+    after `search.cursor` if given: (orders, the cursor of the next page or None)."""
+    window = pagination.window(NEWEST_FIRST, limit=search.limit, cursor=search.cursor)
     # Lines are counted per order shown, not joined and grouped: a GROUP BY over the join
     # counted every matching order before the limit applied (220 ms for 100,000 orders).
     lines = OrderItem.select(fn.COUNT(OrderItem.id)).where(OrderItem.order == Order.id)
@@ -36,8 +40,8 @@ def search_orders(search: OrderSearch) -> list[dict]:
         query = query.where((User.email == buyer.lower()) | (User.id == buyer))
     if search.since:
         query = query.where(Order.created_at >= search.since)
-    query = query.order_by(Order.created_at.desc(), Order.id).limit(search.limit)
-    return [_summary_json(order) for order in query.objects()]
+    rows, next_cursor = window.page_of(list(window.select(query).objects()))
+    return [_summary_json(order) for order in rows], next_cursor
 
 
 def _summary_json(order: Order) -> dict:

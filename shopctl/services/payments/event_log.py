@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shopctl import pagination
 from shopctl.models import StripeEvent, utcnow
+from shopctl.pagination import Keyset
 from shopctl.schemas import EventSearch
 from shopctl.services.common import Report, resolve_id
 
 STALE_RECEIVED = timedelta(minutes=5)
+NEWEST_FIRST = Keyset(
+    "events", "receivedAt:desc", (StripeEvent.received_at, StripeEvent.id), descending=True
+)
 
 
 def find_event_id(text: str) -> str:
@@ -17,15 +22,18 @@ def find_event_id(text: str) -> str:
     return resolve_id(StripeEvent, text, "event", is_uuid=False)
 
 
-def list_events(search: EventSearch) -> list[StripeEvent]:
-    query = StripeEvent.select().order_by(StripeEvent.received_at.desc()).limit(search.limit)
+def list_events(search: EventSearch) -> tuple[list[StripeEvent], str | None]:
+    """Newest received first, after `search.cursor` if given: (events, the next page's
+    cursor or None), read from the index that leads with the filter (migrations/0011)."""
+    window = pagination.window(NEWEST_FIRST, limit=search.limit, cursor=search.cursor)
+    query = StripeEvent.select()
     if search.status:
         query = query.where(StripeEvent.status == search.status)
     if search.type:
         query = query.where(StripeEvent.type == search.type)
     if search.since:
         query = query.where(StripeEvent.received_at >= search.since)
-    return list(query)
+    return window.page_of(list(window.select(query)))
 
 
 def check_webhooks(report: Report) -> None:
