@@ -107,8 +107,7 @@ class Order(BaseModel):
     request_hash = CharField(64, null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
-    # The second axis beside `status` (payment): services/orders/fulfilment_state.py.
-    fulfillment_status = CharField(20, default="UNFULFILLED")
+    fulfillment_status = CharField(20, default="UNFULFILLED")  # shipping, beside `status`
     # Where it ships and for how much, as the Checkout Session said when the payment was
     # applied (all null: nothing shipped). `amount_cents` includes `shipping_cents`.
     shipping_name = CharField(300, null=True)
@@ -141,7 +140,6 @@ class OrderItem(BaseModel):
     product_name = CharField(200)
     quantity = IntegerField()
     price_cents = BigIntegerField()
-    # Changed only by guarded UPDATEs (services/fulfilment, services/payments/refund_lines).
     shipped_quantity = IntegerField(default=0)
     refunded_quantity = IntegerField(default=0)
     restocked_quantity = IntegerField(default=0)
@@ -295,10 +293,7 @@ class ShipmentLine(BaseModel):
     quantity = IntegerField()
 
 
-class RefundLine(BaseModel):
-    """Units of an order line a refund pays back: reserved with the refund, restocked once
-    Stripe accepted it (`restock`), given back (`released_at`) if Stripe refused it."""
-
+class RefundLine(BaseModel):  # units a refund pays back: services/payments/refund_lines.py
     id = AutoField()
     refund = ForeignKeyField(Refund, backref="lines", index=True, on_delete="CASCADE")
     item = ForeignKeyField(OrderItem, backref="refund_lines", index=True, on_delete="CASCADE")

@@ -205,7 +205,6 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
             admin=True,
             path={"orderId": "{{orderId}}"},
             body={"carrier": "UPS", "trackingNumber": "1Z999AA10123456784"},
-            headers={"Idempotency-Key": "{{$guid}}"},
             fails_with=409,
         ),
         Step(
