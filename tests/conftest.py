@@ -27,6 +27,8 @@ from urllib.parse import urlparse, urlunparse
 import httpx
 import pytest
 
+from tests.browser_support import browser, page  # noqa: F401 (fixtures for every test)
+
 # Every process of the run (this one and the servers it starts) sees the same settings;
 # bcrypt at its cheapest keeps tests fast without changing any code path.
 TEST_ENV = {

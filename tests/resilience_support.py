@@ -206,8 +206,12 @@ def assert_histories_are_spec_paths() -> None:
                 f"{order.id}: {after.from_status} → {after.to_status} is not in the SPEC"
             )
         assert steps[-1].to_status == order.status
-        statuses = Counter(step.to_status for step in steps)
-        assert max(statuses.values()) == 1, f"{order.id} visited a status twice: {statuses}"
+        # A refund that fails takes REFUNDED back to PAID, so those two may come again
+        # (alternating: PAID → PAID is no SPEC step); any other status twice is a repeat.
+        statuses = Counter(s.to_status for s in steps if s.to_status not in (PAID, REFUNDED))
+        assert not statuses or max(statuses.values()) == 1, (
+            f"{order.id} visited a status twice: {statuses}"
+        )
         # One event may make two moves (a payment whose refund overtook it: PAID, then
         # REFUNDED); the same move twice from one event is a double apply.
         moves = Counter((s.actor, s.to_status) for s in steps if s.actor.startswith("evt_"))

@@ -16,36 +16,8 @@ import pytest
 
 from tests.payments_support import product, status_of, wait_status
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",  # we run as root
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # Screenshots of the pages the buyer saw: SHOPCTL_ARTIFACTS, else .artifacts/ (git ignores it).
 ARTIFACTS = Path(os.environ.get("SHOPCTL_ARTIFACTS") or Path(__file__).parent.parent / ".artifacts")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists() and not os.environ.get("CI"):
-        pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture

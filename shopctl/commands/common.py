@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -67,11 +68,16 @@ def bootstrap(*, create: bool = False, schema: bool = True):
 def start_logging(settings) -> None:
     """Business events (transitions, refunds, webhook outcomes) as log lines on stderr, in
     LOG_FORMAT, as the server writes them: what cron mails or ships is the same shape.
-    The process's own stderr, never a test runner's capture of sys.stderr."""
+    The process's own stderr, never a test runner's capture of sys.stderr. A process
+    that runs a command in-process with its logging already set up (pytest, a script)
+    keeps it: the lines go to its root handlers instead."""
     from shopctl import logs
     from shopctl.services.system import business_log
 
-    logs.configure(settings.log_format, sys.__stderr__ or sys.stderr)
+    if logging.getLogger().handlers:
+        logging.getLogger("shopctl").setLevel(logging.INFO)
+    else:
+        logs.configure(settings.log_format, sys.__stderr__ or sys.stderr)
     business_log.install()
 
 
