@@ -21,11 +21,14 @@ from shopctl.models import Order, OrderItem, Product
 from shopctl.schemas import STOCK_COLUMN_MAX
 from shopctl.services.common import Report
 
+# What of a line an order still holds: a line refund's restock already gave the rest back.
+HELD = OrderItem.quantity - OrderItem.restocked_quantity
+
 
 def held_by_orders(product_id: str) -> int:
     """Units of the product in orders that still hold their stock (could come back)."""
     held = (
-        OrderItem.select(fn.COALESCE(fn.SUM(OrderItem.quantity), 0))
+        OrderItem.select(fn.COALESCE(fn.SUM(HELD), 0))
         .join(Order)
         .where((OrderItem.product == product_id) & (Order.stock_released == False))  # noqa: E712
         .scalar()
@@ -53,7 +56,7 @@ def check_room(product_id: str, quantity: int) -> None:
 def products_without_room() -> list[tuple[str, int, int]]:
     """(name, stock, held by orders) where giving the held units back would overflow: only
     stock written before the bound existed (or outside shopctl) can be like that."""
-    held = fn.COALESCE(fn.SUM(OrderItem.quantity), 0)
+    held = fn.COALESCE(fn.SUM(HELD), 0)
     query = (
         Product.select(Product.name, Product.quantity, held.alias("held"))
         .join(OrderItem, on=(OrderItem.product == Product.id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shopctl.config import Settings
 from shopctl.services.catalog.ledger import check_ledger
 from shopctl.services.common import Report
+from shopctl.services.fulfilment.checks import check_fulfilment
 from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.payments.verification import check_reviews
@@ -18,6 +19,7 @@ def run_checks(settings: Settings) -> Report:
     if not check_database(report):
         return report
     check_ledger(report)
+    check_fulfilment(settings, report)
     check_webhooks(report)
     check_reviews(report)
     check_disputes(report)
