@@ -11,6 +11,7 @@ from shopctl.commands import (
     disputes,
     doctor,
     events,
+    fulfilment,
     orders,
     payments,
     products,
@@ -53,6 +54,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(products.app, name="products")
 orders.app.command("refund")(payments.refund)
+orders.app.command("ship")(fulfilment.ship)
+orders.app.add_typer(fulfilment.shipments, name="shipments")
 app.add_typer(orders.app, name="orders")
 app.add_typer(events.app, name="events")
 app.add_typer(payments.app, name="payments")

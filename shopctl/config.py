@@ -109,6 +109,7 @@ class Settings:
     order_rate: Rate | None = Rate(30, 3600)
     registration_rate: Rate | None = Rate(20, 3600)
     event_retention_days: float = 90.0
+    ship_within_days: float = 3.0  # doctor: paid orders not shipped by then
     # Countries Checkout collects a shipping address for (empty: nothing is shipped).
     shipping_countries: tuple[str, ...] = ()
     unset: frozenset[str] = field(default_factory=frozenset)
@@ -297,6 +298,7 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         event_retention_days=_number(
             raw, "EVENT_RETENTION_DAYS", float, defaults.event_retention_days
         ),
+        ship_within_days=_number(raw, "SHIP_WITHIN_DAYS", float, defaults.ship_within_days),
         shipping_countries=_shipping_countries(raw),
         unset=frozenset(name for name in secrets if name not in raw),
     )

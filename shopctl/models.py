@@ -15,6 +15,7 @@ from peewee import (
     BooleanField,
     CharField,
     DateTimeField,
+    DeferredForeignKey,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -106,6 +107,7 @@ class Order(BaseModel):
     request_hash = CharField(64, null=True)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    fulfillment_status = CharField(20, default="UNFULFILLED")  # shipping, beside `status`
     # Where it ships and for how much, as the Checkout Session said when the payment was
     # applied (all null: nothing shipped). `amount_cents` includes `shipping_cents`.
     shipping_name = CharField(300, null=True)
@@ -138,6 +140,9 @@ class OrderItem(BaseModel):
     product_name = CharField(200)
     quantity = IntegerField()
     price_cents = BigIntegerField()
+    shipped_quantity = IntegerField(default=0)
+    refunded_quantity = IntegerField(default=0)
+    restocked_quantity = IntegerField(default=0)
 
 
 class Payment(BaseModel):
@@ -190,6 +195,8 @@ class StockMovement(BaseModel):
     reason = CharField(30)
     order = ForeignKeyField(Order, null=True, backref="movements", index=True)
     created_at = DateTimeField(default=utcnow)
+    # A restock: the line refund that returned these units.
+    refund = DeferredForeignKey("Refund", null=True, index=True, on_delete="SET NULL")
 
 
 class OrderHistory(BaseModel):
@@ -200,6 +207,8 @@ class OrderHistory(BaseModel):
     reason = CharField(200)
     actor = CharField(255)
     created_at = DateTimeField(default=utcnow)
+    # None for a status move; a fulfilment or line-refund change (from = to) otherwise.
+    event = CharField(20, null=True)
 
 
 class Refund(BaseModel):
@@ -222,6 +231,12 @@ class Refund(BaseModel):
     actor = CharField(255)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    idempotency_key = CharField(255, null=True)
+    request_hash = CharField(64, null=True)
+    shipping_cents = BigIntegerField(default=0)  # of this refund, the order's shipping
+
+    class Meta:
+        indexes = ((("order", "idempotency_key"), True),)
 
 
 class PaymentReview(BaseModel):
@@ -250,6 +265,42 @@ class SyncCursor(BaseModel):
     name = CharField(50, primary_key=True)
     value = CharField(255)
     updated_at = DateTimeField(default=utcnow)
+
+
+class Shipment(BaseModel):
+    """Units of an order sent together; canceled (never deleted) when it did not go."""
+
+    id = CharField(36, primary_key=True, default=new_id)
+    order = ForeignKeyField(Order, backref="shipments", index=True, on_delete="CASCADE")
+    carrier = CharField(100, null=True)
+    tracking_number = CharField(100, null=True)
+    tracking_url = TextField(null=True)
+    actor = CharField(255)
+    idempotency_key = CharField(255, null=True)
+    request_hash = CharField(64, null=True)
+    created_at = DateTimeField(default=utcnow)
+    canceled_at = DateTimeField(null=True)
+    canceled_by = CharField(255, null=True)
+
+    class Meta:
+        indexes = ((("order", "idempotency_key"), True),)
+
+
+class ShipmentLine(BaseModel):
+    id = AutoField()
+    shipment = ForeignKeyField(Shipment, backref="lines", index=True, on_delete="CASCADE")
+    item = ForeignKeyField(OrderItem, backref="shipment_lines", index=True, on_delete="CASCADE")
+    quantity = IntegerField()
+
+
+class RefundLine(BaseModel):  # units a refund pays back: services/payments/refund_lines.py
+    id = AutoField()
+    refund = ForeignKeyField(Refund, backref="lines", index=True, on_delete="CASCADE")
+    item = ForeignKeyField(OrderItem, backref="refund_lines", index=True, on_delete="CASCADE")
+    quantity = IntegerField()
+    restock = BooleanField()
+    restocked_at = DateTimeField(null=True)
+    released_at = DateTimeField(null=True)
 
 
 class ShippingRate(BaseModel):
@@ -339,6 +390,9 @@ ALL_MODELS = [
     SyncCursor,
     Refund,
     PaymentReview,
+    Shipment,
+    ShipmentLine,
+    RefundLine,
     ShippingRate,
     Dispute,
     FraudWarning,

@@ -6,7 +6,7 @@ validation list `[{path, message}]` inside an `InvalidInput`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from shopctl.errors import InvalidInput
 from shopctl.pagination import Cursor
+from shopctl.since import parse_since
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -81,6 +82,8 @@ def _upper_status(value: Any) -> Any:
 
 
 OrderStatus = Annotated[Literal[ORDER_STATUSES], BeforeValidator(_upper_status)]
+FULFILLMENT_STATUSES = ("UNFULFILLED", "PARTIALLY_FULFILLED", "FULFILLED", "RETURNED")
+FulfillmentStatus = Annotated[Literal[FULFILLMENT_STATUSES], BeforeValidator(_upper_status)]
 
 
 class OrderLine(Strict):
@@ -115,36 +118,17 @@ class OrderListQuery(Strict):
     page: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     status: OrderStatus | None = None
+    fulfillmentStatus: FulfillmentStatus | None = None
     cursor: Cursor | None = None
-
-
-def _parse_since(value: Any) -> Any:
-    """`since` as a duration back from now (24h, 7d, 90m) or an ISO date / date-time (UTC)."""
-    if not isinstance(value, str):
-        return value
-    from shopctl.config import parse_duration
-    from shopctl.models import utcnow
-
-    text = value.strip()
-    try:
-        return utcnow() - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError("use a duration (24h, 7d) or an ISO date (2026-01-31)") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
 
 
 class OrderSearch(Strict):
     """`shopctl orders list` filters; `user` is an email or a user id."""
 
     status: OrderStatus | None = None
+    fulfillment: FulfillmentStatus | None = None
     user: Annotated[str, Field(min_length=1, max_length=254)] | None = None
-    since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
+    since: Annotated[datetime, BeforeValidator(parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
     cursor: Cursor | None = None
 
@@ -393,6 +377,6 @@ class EventSearch(Strict):
 
     status: Literal["RECEIVED", "PROCESSED", "IGNORED", "FAILED"] | None = None
     type: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    since: Annotated[datetime, BeforeValidator(_parse_since)] | None = None
+    since: Annotated[datetime, BeforeValidator(parse_since)] | None = None
     limit: Annotated[int, Field(ge=1, le=10_000)] = 50
     cursor: Cursor | None = None

@@ -318,6 +318,7 @@ CANONICAL_METAVARS = {
     "ORDER_ID",
     "PRODUCT_ID",
     "EVENT_ID",
+    "SHIPMENT_ID",
     "DISPUTE_ID",
     "RATE_ID",
     "EMAIL",

@@ -111,7 +111,7 @@ def required_transitions() -> set[tuple[str, str]]:
 
 def _moves() -> set[tuple[str, str]]:
     rows = OrderHistory.select(OrderHistory.from_status, OrderHistory.to_status).where(
-        OrderHistory.from_status.is_null(False)
+        OrderHistory.from_status.is_null(False) & OrderHistory.event.is_null()
     )
     return set(rows.distinct().tuples())
 

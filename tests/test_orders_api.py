@@ -75,6 +75,9 @@ def test_pay_later_order_reserves_stock_and_can_be_read_back(app_client, buyer, 
             "productName": "Mug",
             "quantity": 3,
             "priceCents": 1250,
+            "shippedQuantity": 0,
+            "refundedQuantity": 0,
+            "restockedQuantity": 0,
         }
     ]
     assert order["payment"] == {

@@ -17,6 +17,7 @@ from sanic.response import empty
 from shopctl.api import (
     auth,
     docs,
+    fulfilment,
     observability,
     openapi,
     orders,
@@ -39,7 +40,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    return [system.api, orders.api, users.api, auth.api, payments.api, products.api, docs.api]
+    return [
+        system.api,
+        orders.api,
+        users.api,
+        auth.api,
+        payments.api,
+        products.api,
+        docs.api,
+        fulfilment.api,
+    ]
 
 
 def _register_lifecycle(app: Sanic, settings: Settings) -> None:

@@ -12,9 +12,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shopctl.schemas import ORDER_STATUSES
+from shopctl.schemas import FULFILLMENT_STATUSES, ORDER_STATUSES
 
 OrderStatus = Literal[ORDER_STATUSES]  # type: ignore[valid-type]
+FulfillmentStatus = Literal[FULFILLMENT_STATUSES]  # type: ignore[valid-type]
 
 
 class User(BaseModel):
@@ -50,6 +51,9 @@ class OrderItem(BaseModel):
     productName: str
     quantity: int
     priceCents: int
+    shippedQuantity: int = 0
+    refundedQuantity: int = 0
+    restockedQuantity: int = 0
 
 
 class PaymentSummary(BaseModel):
@@ -71,6 +75,26 @@ class Refund(BaseModel):
     failureReason: str | None = None
     createdAt: datetime
     updatedAt: datetime | None = None
+
+
+class ShipmentLine(BaseModel):
+    itemId: UUID
+    quantity: int
+
+
+class Shipment(BaseModel):
+    """Units of the order sent together. A canceled one (`canceledAt`) did not go: its
+    units are owed again."""
+
+    id: UUID
+    orderId: UUID
+    carrier: str | None
+    trackingNumber: str | None
+    trackingUrl: str | None
+    lines: list[ShipmentLine]
+    actor: str
+    createdAt: datetime
+    canceledAt: datetime | None
 
 
 class ShippingAddress(BaseModel):
@@ -102,12 +126,15 @@ class OrderShipping(BaseModel):
 
 
 class Order(BaseModel):
-    """An order. `disputed`: a dispute (chargeback) of its payment is open or was lost, so
-    the money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
+    """An order. `status` is the payment's life cycle; `fulfillmentStatus` the shipping
+    one: UNFULFILLED, PARTIALLY_FULFILLED, FULFILLED, RETURNED (all that shipped came
+    back). `disputed`: a dispute (chargeback) of its payment is open or was lost, so the
+    money is, or went, back to the buyer; `status` stays PAID and it does not ship."""
 
     id: UUID
     userId: UUID
     status: OrderStatus
+    fulfillmentStatus: FulfillmentStatus = "UNFULFILLED"
     amountCents: int
     currency: str
     expiresAt: datetime | None
@@ -120,6 +147,29 @@ class Order(BaseModel):
     refunds: list[Refund] = []
     # Null while nothing ships (not paid yet, or SHIPPING_COUNTRIES empty: digital goods).
     shipping: OrderShipping | None = None
+    shipments: list[Shipment] = []
+
+
+class RefundLine(BaseModel):
+    itemId: UUID
+    quantity: int
+    restock: bool
+    restocked: bool  # the units are back in stock (once Stripe accepted the refund)
+
+
+class RefundCreated(BaseModel):
+    """The refund as Stripe answered: PENDING (also when Stripe could not be reached:
+    it is settled by its webhook or `payments reconcile --apply`) or SUCCEEDED."""
+
+    id: UUID
+    orderId: UUID
+    paymentId: UUID
+    refundId: str | None
+    status: Literal["PENDING", "SUCCEEDED", "FAILED", "CANCELED"]
+    amountCents: int
+    refundedCents: int
+    shippingCents: int = 0  # of this refund, the order's shipping (`shipping: true`)
+    lines: list[RefundLine]
 
 
 class StripeNotice(BaseModel):
@@ -249,10 +299,14 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     OrderItem,
     PaymentSummary,
     Refund,
+    ShipmentLine,
+    Shipment,
     ShippingAddress,
     ShippingRateRef,
     OrderShipping,
     Order,
+    RefundLine,
+    RefundCreated,
     StripeNotice,
     CanceledOrder,
     Session,

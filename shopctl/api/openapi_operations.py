@@ -8,8 +8,7 @@ them, and the examples here are what `shopctl api postman` sends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from pydantic import BaseModel
 
@@ -17,31 +16,8 @@ from shopctl import checkout_schemas as c
 from shopctl import schemas as s
 from shopctl.api import openapi_models as out
 from shopctl.api.docs import ASSETS, AssetPath
-
-
-@dataclass(frozen=True)
-class Operation:
-    tag: str
-    summary: str
-    message: str | tuple[str, ...] = ""  # the success message(s), verbatim
-    data: Any = None  # a response model, [model] for a list, None for null
-    status: int = 200
-    auth: str = ""  # "" anyone, "user" any signed-in user, "admin" admins only
-    body: type[BaseModel] | None = None
-    body_required: bool = True
-    example: dict | None = None  # request body example
-    query: type[BaseModel] | None = None
-    path: type[BaseModel] | None = None  # a model with the one path parameter
-    idempotent: bool = False  # accepts an Idempotency-Key header
-    headers: tuple[dict, ...] = ()  # other request headers
-    errors: tuple[int, ...] = ()  # statuses beyond those implied by the kind of route
-    paged: bool = False
-    description: str = ""
-    database: bool = True
-    response_headers: tuple[str, ...] = ()
-    success: dict | None = None  # a success response that is no envelope
-    page: bool = False  # an HTML page for a browser: its errors are pages too
-
+from shopctl.api.openapi_fulfilment import FULFILMENT_OPERATIONS, FULFILMENT_REQUESTS
+from shopctl.api.openapi_operation import Operation
 
 TAGS = {
     "System": "The welcome and the health check",
@@ -62,6 +38,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     s.ProductCreate,
     s.ProductUpdate,
     s.OrderCreate,
+    *FULFILMENT_REQUESTS,
 )
 
 LOGIN_EXAMPLE = {"email": "buyer@example.com", "password": "Str0ng!Pass"}
@@ -395,4 +372,4 @@ OPERATIONS: dict[str, Operation] = {
             "content": {media_type: {} for media_type in ASSETS.values()},
         },
     ),
-}
+} | FULFILMENT_OPERATIONS

@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
+
+from shopctl.api.postman_steps import Step
+from shopctl.api.postman_steps import expect as _expect
+from shopctl.api.postman_steps import store as _store
 
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 BEARER = {
@@ -26,28 +29,6 @@ ADMIN = {
     "bearer": [{"key": "token", "value": "{{adminToken}}", "type": "string"}],
 }
 NO_AUTH = {"type": "noauth"}
-
-
-@dataclass(frozen=True)
-class Step:
-    operation: str  # an operationId of the OpenAPI document
-    name: str
-    body: Any = None
-    path: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    admin: bool = False
-    fails_with: int | None = None  # an expected error status, else the documented success
-    tests: tuple[str, ...] = ()
-    prerequest: tuple[str, ...] = ()
-
-
-def _store(variable: str, expression: str) -> str:
-    return f'pm.collectionVariables.set("{variable}", {expression});'
-
-
-def _expect(label: str, actual: str, expected: str) -> str:
-    return f'pm.test("{label}", () => pm.expect({actual}).to.eql({expected}));'
 
 
 STAMP = 'const stamp = pm.variables.replaceIn("{{$timestamp}}{{$randomInt}}");'
@@ -214,7 +195,25 @@ FOLDERS: dict[str, tuple[Step, ...]] = {
                 _expect("2 x 12.50", "body.data.amountCents", "2500"),
                 _expect("nothing shipped before payment", "body.data.shipping", "null"),
                 _expect("not disputed", "body.data.disputed", "false"),
+                _expect("nothing shipped", "body.data.fulfillmentStatus", '"UNFULFILLED"'),
+                _store("itemId", "body.data.items[0].id"),
             ),
+        ),
+        Step(
+            "fulfilment_create_shipment",
+            "Ship an unpaid order: refused (admin)",
+            admin=True,
+            path={"orderId": "{{orderId}}"},
+            body={"carrier": "UPS", "trackingNumber": "1Z999AA10123456784"},
+            fails_with=409,
+        ),
+        Step(
+            "fulfilment_create_refund",
+            "Refund a line of an unpaid order: refused (admin)",
+            admin=True,
+            path={"orderId": "{{orderId}}"},
+            body={"lines": [{"itemId": "{{itemId}}", "quantity": 1}], "restock": True},
+            fails_with=409,
         ),
         Step(
             "orders_list_orders",
@@ -289,6 +288,7 @@ VARIABLES = (
     "productId",
     "orderId",
     "paymentId",
+    "itemId",
 )
 
 

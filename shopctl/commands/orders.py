@@ -35,6 +35,9 @@ def _money(minor: int, currency: str) -> str:
 @handle_errors
 def list_orders(
     status: str = typer.Option(None, help="Only this status, e.g. UNPAID or PAID."),
+    fulfillment: str = typer.Option(
+        None, help="Only this fulfilment status, e.g. UNFULFILLED or PARTIALLY_FULFILLED."
+    ),
     user: str = typer.Option(
         None, help="Only this buyer: an email, or a user id or its first 6+ characters."
     ),
@@ -52,7 +55,8 @@ def list_orders(
     from shopctl.schemas import OrderSearch, validate
     from shopctl.services.orders.reports import search_orders
 
-    filters = {"status": status, "user": user, "since": since, "limit": limit, "cursor": cursor}
+    filters = {"status": status, "fulfillment": fulfillment, "user": user, "since": since}
+    filters |= {"limit": limit, "cursor": cursor}
     search = validate(OrderSearch, {k: v for k, v in filters.items() if v is not None})
     bootstrap()
     if search.user and "@" not in search.user:
@@ -119,7 +123,8 @@ def _print_details(order: dict) -> None:
     out = console()
     disputed = "  [red]DISPUTED[/]" if order["disputed"] else ""
     out.print(
-        f"[bold]Order {order['id']}[/]  {order['status']}{disputed}  buyer {order['userEmail']}"
+        f"[bold]Order {order['id']}[/]  {order['status']}{disputed}  "
+        f"{order['fulfillmentStatus']}  buyer {order['userEmail']}"
     )
     out.print(
         f"created {order['createdAt']}  expires {order['expiresAt']}  "
@@ -128,14 +133,20 @@ def _print_details(order: dict) -> None:
     )
     items = table(
         wrapped("product"),
+        whole("item"),
         whole("quantity", right=True),
+        whole("shipped", right=True),
+        whole("refunded", right=True),
         whole("unit price", right=True),
         whole("subtotal", right=True),
     )
     for item in order["items"]:
         items.add_row(
             text(item["productName"]),
+            item["id"][:8],
             str(item["quantity"]),
+            str(item["shippedQuantity"]),
+            str(item["refundedQuantity"]),
             _money(item["priceCents"], order["currency"]),
             _money(item["priceCents"] * item["quantity"], order["currency"]),
         )
@@ -155,6 +166,14 @@ def _print_details(order: dict) -> None:
         value = payment.get(key)
         out.print(f"  {label:<11} {value if value is not None else '-'}", markup=False)
     _print_refunds_and_reviews(order)
+    for shipment in order["shipments"]:
+        units = sum(line["quantity"] for line in shipment["lines"])
+        state = f"canceled {shipment['canceledAt']}" if shipment["canceledAt"] else "sent"
+        out.print(
+            f"  shipment {shipment['id']}: {units} unit(s), {state}, "
+            f"{shipment['carrier'] or '-'} {shipment['trackingNumber'] or '-'}",
+            markup=False,
+        )
     _print_disputes(order)
     history = table(wrapped("at"), whole("from"), whole("to"), wrapped("reason"), wrapped("actor"))
     for row in order["history"]:

@@ -61,33 +61,59 @@ def refund(
     order_id: str = typer.Argument(
         ..., metavar="ORDER_ID", help="The order's id, or its first 6+ characters."
     ),
-    amount: int = typer.Option(None, min=1, help="Cents to refund (default: all not refunded)."),
+    amount: int = typer.Option(
+        None, min=1, help="Cents to refund (default: the lines' worth, or all not refunded)."
+    ),
+    line: list[str] = typer.Option(
+        None,
+        "--line",
+        help="ITEM:QTY, units of an order item (its id or 6+ first characters); repeatable.",
+    ),
+    restock: bool = typer.Option(
+        False, "--restock", help="Put the lines' units back in stock once Stripe accepts."
+    ),
+    shipping: bool = typer.Option(
+        False, "--shipping", help="Also refund the order's shipping amount (once)."
+    ),
     reason: str = typer.Option(None, help="A note kept in the refund's metadata at Stripe."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Refund a paid order at Stripe, fully or partly.
+    """Refund a paid order at Stripe, fully or partly, or some of its lines (a return).
 
-    A retry never refunds twice.
+    A retry never refunds twice. With --line, the amount is what the lines cost (never
+    more than is still refundable) and no line is refunded beyond what was ordered.
 
     \b
     Example: shopctl orders refund 3f2a9c01 --amount 500 --yes
+    Example: shopctl orders refund 3f2a9c01 --line 8d41c2:1 --restock --shipping --yes
     """
-    from shopctl.commands.common import confirm
+    from shopctl.commands.common import confirm, usage_error
+    from shopctl.commands.fulfilment import parse_lines
     from shopctl.services.orders.reports import find_order_id
-    from shopctl.services.payments.refunds import refund_order
+    from shopctl.services.payments.refunds import RefundAsk, request_refund
 
+    lines = parse_lines(line)
+    if restock and lines is None:
+        usage_error("--restock needs the lines to restock: --line ITEM:QTY")
     settings = bootstrap()
     order_id = find_order_id(order_id)
     what = f"{amount} cents of" if amount else "everything not yet refunded on"
+    if lines is not None or shipping:
+        units = f"{sum(lines.values())} unit(s)" if lines else ""
+        what = " and ".join(part for part in (units, "the shipping" if shipping else "") if part)
+        what += " of"
     confirm(f"Refund {what} order {order_id} at Stripe?", yes)
-    result = refund_order(settings, order_id, amount=amount, reason=reason, actor="cli")
+    ask = RefundAsk(amount=amount, reason=reason, lines=lines, restock=restock, shipping=shipping)
+    result, _ = request_refund(settings, order_id, ask, "cli")
     if as_json:
         return print_json(result)
     pending = " (pending at Stripe)" if result["status"] == "PENDING" else ""
+    restocked = sum(row["quantity"] for row in result["lines"] if row["restocked"])
     console().print(
         f"Refunded {result['amountCents']} cents ({result['refundId']}){pending}; "
         f"{result['refundedCents']} refunded in all."
+        + (f" {restocked} unit(s) back in stock." if restocked else "")
     )
 
 

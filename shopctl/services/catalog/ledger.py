@@ -2,12 +2,13 @@
 
 * stock ledger: every product's quantity equals the sum of its movements, never below 0;
 * order stock: for every order line, the order's own movements net to -quantity while it
-  holds its stock and to 0 once released (a positive net means stock came back twice);
+  holds its stock (plus the units its line refunds restocked, `refund-restock` movements
+  of the order) and to 0 once released (a positive net means stock came back twice);
   and the flag matches the status: UNPAID/PROCESSING/PAID hold stock,
   EXPIRED/CANCELED/FAILED gave it back, and REFUNDED keeps what it had before its
-  refund, because refunds do not return stock: refunded from PAID it still holds its
-  stock, refunded from EXPIRED/CANCELED/FAILED (a late payment whose stock was gone) it
-  never held it again;
+  refund, because a refund returns stock only as restocked lines, never by the flag:
+  refunded from PAID it still holds its stock, refunded from EXPIRED/CANCELED/FAILED (a
+  late payment whose stock was gone) it never held it again;
 * stuck orders: UNPAID more than an hour past its reservation (is the cron job running?);
 * product count: the count of products for sale that the listing reads (kept by triggers)
   equals the products not archived.
@@ -208,8 +209,10 @@ def order_stock_mismatches(scope: LedgerScope | None = None) -> list[tuple[str, 
 
 def _line_nets(where):
     """Order lines whose own movements do not net to what the line should hold."""
-    # An order line's own movements net to -quantity while held, to 0 once released.
-    expected = Case(None, [(Order.stock_released == False, OrderItem.quantity * -1)], 0)  # noqa: E712
+    # An order line's own movements net to -quantity while held (less what refunds
+    # restocked, linked movements of their own), to 0 once released.
+    held = OrderItem.restocked_quantity - OrderItem.quantity
+    expected = Case(None, [(Order.stock_released == False, held)], 0)  # noqa: E712
     columns = (Order.id, Order.status, Order.stock_released, OrderItem.quantity)
     own = (StockMovement.order == OrderItem.order) & (StockMovement.product == OrderItem.product)
     if where is None:
@@ -218,7 +221,7 @@ def _line_nets(where):
             OrderItem.select(*columns, net.alias("net"))
             .join(Order)
             .join(StockMovement, JOIN.LEFT_OUTER, on=own)
-            .group_by(*columns, OrderItem.id)
+            .group_by(*columns, OrderItem.id, OrderItem.restocked_quantity)
             .having(net != expected)
         )
     net = StockMovement.select(fn.COALESCE(fn.SUM(StockMovement.delta), 0)).where(own)
@@ -248,6 +251,7 @@ def _refunds_that_moved_stock(where) -> list[tuple[str, bool]]:
         (latest.order == Order.id)
         & (latest.to_status == "REFUNDED")
         & (latest.from_status != "REFUNDED")
+        & latest.event.is_null()
     )
     refunded_from_paid = OrderHistory.from_status == "PAID"
     query = (

@@ -20,11 +20,14 @@ from shopctl.errors import InvalidInput
 from shopctl.models import Order, OrderItem, Product
 from shopctl.schemas import STOCK_COLUMN_MAX
 
+# What of a line an order still holds: a line refund's restock already gave the rest back.
+HELD = OrderItem.quantity - OrderItem.restocked_quantity
+
 
 def held_by_orders(product_id: str) -> int:
     """Units of the product in orders that still hold their stock (could come back)."""
     held = (
-        OrderItem.select(fn.COALESCE(fn.SUM(OrderItem.quantity), 0))
+        OrderItem.select(fn.COALESCE(fn.SUM(HELD), 0))
         .join(Order)
         .where((OrderItem.product == product_id) & (Order.stock_released == False))  # noqa: E712
         .scalar()
@@ -54,7 +57,7 @@ def products_without_room(where=None) -> list[tuple[str, int, int]]:
     stock written before the bound existed (or outside shopctl) can be like that. Of the
     products `where` selects (None: all); doctor (ledger.py) reads a slice at a time."""
     if where is None:
-        held = fn.COALESCE(fn.SUM(OrderItem.quantity), 0)
+        held = fn.COALESCE(fn.SUM(HELD), 0)
         query = (
             Product.select(Product.name, Product.quantity, held.alias("held"))
             .join(OrderItem, on=(OrderItem.product == Product.id))
@@ -65,7 +68,7 @@ def products_without_room(where=None) -> list[tuple[str, int, int]]:
         )
     else:  # a sum per product through the index on order_item.product_id
         held = (
-            OrderItem.select(fn.COALESCE(fn.SUM(OrderItem.quantity), 0))
+            OrderItem.select(fn.COALESCE(fn.SUM(HELD), 0))
             .join(Order)
             .where((OrderItem.product == Product.id) & (Order.stock_released == False))  # noqa: E712
         )

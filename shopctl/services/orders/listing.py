@@ -27,5 +27,7 @@ def list_orders(user: User, params: OrderListQuery) -> tuple[list[dict], dict]:
         query = query.where(Order.user == user.id)
     if params.status:
         query = query.where(Order.status == params.status)
+    if params.fulfillmentStatus:
+        query = query.where(Order.fulfillment_status == params.fulfillmentStatus)
     rows, next_cursor = window.page_of(list(window.select(query)))
     return orders_json(rows), window.meta(next_cursor, query.count)

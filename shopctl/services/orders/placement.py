@@ -42,6 +42,7 @@ from shopctl.money import chargeable_problem
 from shopctl.money import currency as currency_rules
 from shopctl.schemas import MAX_LINE_QUANTITY, OrderLine
 from shopctl.services.common import iso
+from shopctl.services.orders import shipping as shipping_rates
 from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -55,6 +56,7 @@ from shopctl.services.orders.lifecycle import (
     transition,
 )
 from shopctl.services.orders.limits import check_order_limits
+from shopctl.services.orders.line_views import item_json, payment_json, shipments_by_order
 from shopctl.services.orders.money_views import refunds_by_order
 from shopctl.services.orders.shipping import shipping_json
 
@@ -222,6 +224,9 @@ def _check_total(settings, amount: int, unit_prices: Iterable[int]) -> None:
     problem = chargeable_problem(amount, currency)
     if problem:
         raise NotChargeable(f"The order total {problem}")
+    shipping = shipping_rates.dearest_rate_cents(currency) if settings.shipping_countries else 0
+    if shipping and (problem := chargeable_problem(amount + shipping, currency)):
+        raise NotChargeable(f"The order total with its dearest shipping rate {problem}")
     rules = currency_rules(currency)
     off_step = sorted(price for price in unit_prices if price % rules.step)
     if off_step:  # Stripe checks each line item's unit amount too
@@ -331,7 +336,8 @@ def get_order(user: User, order_id: str) -> dict:
 
 
 def orders_json(orders: Sequence[Order]) -> list[dict]:
-    """Orders with items, payment and refunds, in four queries whatever their number."""
+    """Orders with items, payment, refunds and shipments, in five queries whatever their
+    number (four when none was paid: only paid orders ship)."""
     ids = [order.id for order in orders]
     items: dict[str, list[OrderItem]] = defaultdict(list)
     payments: dict[str, Payment] = {}
@@ -341,9 +347,10 @@ def orders_json(orders: Sequence[Order]) -> list[dict]:
         ):
             items[item.order_id].append(item)
         payments = {p.order_id: p for p in Payment.select().where(Payment.order.in_(ids))}
-    refunds = refunds_by_order(ids)
+    refunds, shipments = refunds_by_order(ids), shipments_by_order(orders)
     return [
-        order_json(order, items[order.id], payments.get(order.id)) | {"refunds": refunds[order.id]}
+        order_json(order, items[order.id], payments.get(order.id))
+        | {"refunds": refunds[order.id], "shipments": shipments[order.id]}
         for order in orders
     ]
 
@@ -353,6 +360,7 @@ def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None
         "id": order.id,
         "userId": order.user_id,
         "status": order.status,
+        "fulfillmentStatus": order.fulfillment_status,
         "amountCents": order.amount_cents,
         "currency": order.currency,
         "expiresAt": iso(order.expires_at),
@@ -363,24 +371,4 @@ def order_json(order: Order, items: Iterable[OrderItem], payment: Payment | None
         "items": [item_json(item) for item in items],
         "payment": payment_json(payment) if payment else None,
         "shipping": shipping_json(order),
-    }
-
-
-def item_json(item: OrderItem) -> dict:
-    return {
-        "id": item.id,
-        "orderId": item.order_id,
-        "productId": item.product_id,
-        "productName": item.product_name,
-        "quantity": item.quantity,
-        "priceCents": item.price_cents,
-    }
-
-
-def payment_json(payment: Payment) -> dict:
-    return {
-        "id": payment.id,
-        "status": payment.status,
-        "paymentUrl": payment.payment_url,
-        "sessionId": payment.session_id,
     }

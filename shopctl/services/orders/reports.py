@@ -31,6 +31,8 @@ def search_orders(search: OrderSearch) -> tuple[list[dict], str | None]:
     )
     if search.status:
         query = query.where(Order.status == search.status)
+    if search.fulfillment:
+        query = query.where(Order.fulfillment_status == search.fulfillment)
     if search.user:
         buyer = search.user
         # Emails are stored lower-cased (schemas.Email), so a plain comparison finds the
@@ -46,6 +48,7 @@ def _summary_json(order: Order) -> dict:
     return {
         "id": order.id,
         "status": order.status,
+        "fulfillmentStatus": order.fulfillment_status,
         "userEmail": order.email,
         "amountCents": order.amount_cents,
         "currency": order.currency,
@@ -86,6 +89,9 @@ def order_details(order_id: str) -> dict:
             "reason": row.reason,
             "actor": row.actor,
         }
+        # Fulfilment and line-refund rows (from = to) name their event; status moves
+        # read exactly as they always did.
+        | ({"event": row.event} if row.event else {})
         for row in history
     ]
     return details

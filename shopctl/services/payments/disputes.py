@@ -94,6 +94,7 @@ def _history(order: Order, reason: str, actor: str) -> None:
         to_status=order.status,
         reason=reason[:200],
         actor=actor[:255],
+        event="dispute",  # no status move (migration 0009): status readers skip it
         created_at=utcnow(),
     ).execute()
 

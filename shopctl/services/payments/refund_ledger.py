@@ -24,6 +24,7 @@ from peewee import fn
 
 from shopctl.db import database
 from shopctl.models import Order, Payment, Refund, StripeEvent, utcnow
+from shopctl.services.payments import refund_lines
 
 PENDING, SUCCEEDED, FAILED, CANCELED = "PENDING", "SUCCEEDED", "FAILED", "CANCELED"
 COUNTED = (PENDING, SUCCEEDED)
@@ -90,10 +91,12 @@ def record(order: Order, payment: Payment, refund: dict, actor: str) -> Refund |
         row = _reservation(payment, refund)
         if row is not None:  # ours: Stripe's word replaces our guess, whatever it was
             _update(row, stripe_refund_id=stripe_id[:255], status=status, failure_reason=failure)
+            refund_lines.settle(row)
             return row
         return _add(order, payment, refund, stripe_id, status, failure, actor)
     if status != row.status and RANK[status] >= RANK[row.status]:
         _update(row, status=status, failure_reason=failure or row.failure_reason)
+        refund_lines.settle(row)
     return row
 
 

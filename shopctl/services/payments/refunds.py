@@ -13,9 +13,17 @@ across the Stripe call.
    reserved any more; if Stripe could not be reached, the row stays PENDING (the refund
    may have happened) until its webhook or `payments reconcile --apply`, which asks
    again with the same key, settles it.
+
+A line refund (refund_lines.py) reserves its lines' quantities in step 1 and restocks
+them once Stripe accepted it (step 3, or the refund's webhook); a refused one gives the
+lines back. A request with an idempotency key finds its refund in step 1 instead.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
 
 from shopctl.config import Settings
 from shopctl.db import is_postgres, write_transaction
@@ -26,16 +34,17 @@ from shopctl.errors import (
     PaymentProviderError,
     ShopError,
     StripeUnreachable,
+    Unprocessable,
 )
-from shopctl.models import Order, Payment, Refund, utcnow
+from shopctl.models import Order, Payment, Refund, RefundLine, utcnow
 from shopctl.money import refund_problem
 from shopctl.services.orders.lifecycle import PAID, REFUNDED, lock_order
-from shopctl.services.payments import gateway, refund_ledger
+from shopctl.services.payments import gateway, refund_ledger, refund_lines
 from shopctl.services.payments.handlers import Context
 from shopctl.services.payments.late_refunds import announce_refund, on_refund
 from shopctl.services.payments.refund_events import settle_refunds
 
-__all__ = ["on_refund", "refund_order"]
+__all__ = ["RefundAsk", "on_refund", "refund_order", "request_refund"]
 
 # Stripe answered, and said no: nothing was refunded. Anything else (no answer, a 5xx, a
 # timeout) leaves the refund unknown until Stripe tells.
@@ -51,11 +60,13 @@ def _lock(order_id: str) -> tuple[Order, Payment]:
     return order, payment
 
 
-def _reserve(
-    order_id: str, amount: int | None, reason: str | None, actor: str
-) -> tuple[Order, Payment, Refund]:
+def _reserve(order_id: str, ask: RefundAsk, actor: str) -> tuple[Order, Payment, Refund, bool]:
+    """(order, payment, the refund row, whether it is new): a retried request with the
+    same idempotency key finds its refund instead of reserving another."""
     with write_transaction():
         order, payment = _lock(order_id)
+        if ask.idempotency_key and (earlier := _replay(order, ask)):
+            return order, payment, earlier, False
         refunded = refund_ledger.counted_total(payment.id)
         if order.status == REFUNDED or refunded >= payment.amount_cents > 0:
             raise Conflict("Order is already fully refunded")
@@ -66,16 +77,60 @@ def _reserve(
                 "No Stripe PaymentIntent is known for this order; run payments reconcile"
             )
         remaining = payment.amount_cents - refunded
-        amount = remaining if amount is None else amount
+        items, lines = {}, None
+        if ask.lines is not None:
+            items, lines = refund_lines.line_items(order, ask.lines)
+        shipping = refund_lines.shipping_left(order) if ask.shipping else 0
+        worth = refund_lines.value(items, lines or {}) + shipping
+        itemized = lines is not None or ask.shipping
+        amount = _amount(ask.amount, remaining, worth, itemized)
+        if problem := refund_problem(amount, payment.currency):
+            raise NotChargeable(f"The refund amount {problem}")
+        row = refund_ledger.reserve(order, payment, amount, ask.reason, actor)
+        if ask.idempotency_key or shipping:
+            key = ask.idempotency_key
+            Refund.update(
+                idempotency_key=key,
+                request_hash=ask.request_hash() if key else None,
+                shipping_cents=shipping,
+            ).where(Refund.id == row.id).execute()
+        if lines is not None:
+            refund_lines.take(order, row, items, lines, ask.restock)
+        Payment.update(refunded_cents=refunded + amount).where(Payment.id == payment.id).execute()
+        return order, payment, row, True
+
+
+def _replay(order: Order, ask: RefundAsk) -> Refund | None:
+    earlier = Refund.get_or_none(
+        (Refund.order == order.id) & (Refund.idempotency_key == ask.idempotency_key)
+    )
+    if earlier is not None and earlier.request_hash != ask.request_hash():
+        raise Unprocessable("Idempotency-Key was already used with a different request")
+    return earlier
+
+
+def _amount(asked: int | None, remaining: int, worth: int, itemized: bool) -> int:
+    """The refund's amount: what was asked, else what the lines (and shipping) are
+    worth, else all that is left; never more than is left, nor more than they are worth."""
+    if not itemized:
+        amount = remaining if asked is None else asked
         if not 0 < amount <= remaining:
             raise Conflict(
                 f"Refund amount must be between 1 and {remaining} (cents not yet refunded)"
             )
-        if problem := refund_problem(amount, payment.currency):
-            raise NotChargeable(f"The refund amount {problem}")
-        row = refund_ledger.reserve(order, payment, amount, reason, actor)
-        Payment.update(refunded_cents=refunded + amount).where(Payment.id == payment.id).execute()
-        return order, payment, row
+        return amount
+    if asked is None and worth > remaining:
+        raise Conflict(
+            f"This refund is worth {worth} cents but only {remaining} are left to refund; "
+            "give the amount to refund for them"
+        )
+    amount = worth if asked is None else asked
+    if not 0 < amount <= min(worth, remaining):
+        raise Conflict(
+            f"Refund amount must be between 1 and {min(worth, remaining)} cents "
+            "(what the lines and shipping are worth and is not yet refunded)"
+        )
+    return amount
 
 
 def _params(order: Order, payment: Payment, row: Refund) -> dict:
@@ -92,6 +147,23 @@ def _params(order: Order, payment: Payment, row: Refund) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class RefundAsk:
+    """What an operator asks to refund: an amount, lines (item id → units), or both."""
+
+    amount: int | None = None
+    reason: str | None = None
+    lines: dict[str, int] | None = None
+    restock: bool = False
+    idempotency_key: str | None = None
+    shipping: bool = False  # also the order's shipping, once
+
+    def request_hash(self) -> str:
+        lines = sorted(self.lines.items()) if self.lines is not None else None
+        asked = [self.amount, self.reason, lines, self.restock, self.shipping]
+        return hashlib.sha256(json.dumps(asked).encode()).hexdigest()
+
+
 def refund_order(
     settings: Settings,
     order_id: str,
@@ -101,8 +173,21 @@ def refund_order(
     actor: str = "cli",
 ) -> dict:
     """Refund a paid order at Stripe, fully or partly; a retry never refunds twice."""
-    order, payment, row = _reserve(order_id, amount, reason, actor)
-    refund = _ask_stripe(settings, order, payment, row, actor)
+    return request_refund(settings, order_id, RefundAsk(amount, reason), actor)[0]
+
+
+def request_refund(settings: Settings, order_id: str, ask: RefundAsk, actor: str):
+    """(the refund as JSON, whether it is new). Lines are reserved with the refund and
+    restocked only once Stripe accepted it (refund_lines.py). A retry with the same key
+    answers the same refund, asking Stripe again only if its answer never came."""
+    order, payment, row, created = _reserve(order_id, ask, actor)
+    if created or (row.status == refund_ledger.PENDING and not row.stripe_refund_id):
+        row = _ask_stripe(settings, order, payment, row, actor)
+    return _result(order, payment, row), created
+
+
+def _result(order: Order, payment: Payment, refund: Refund) -> dict:
+    lines = RefundLine.select().where(RefundLine.refund == refund.id).order_by(RefundLine.id)
     return {
         "orderId": order.id,
         "paymentId": payment.id,
@@ -111,6 +196,16 @@ def refund_order(
         "status": refund.status,
         "amountCents": refund.amount_cents,
         "refundedCents": Payment.get_by_id(payment.id).refunded_cents,
+        "shippingCents": Refund.get_by_id(refund.id).shipping_cents,
+        "lines": [
+            {
+                "itemId": line.item_id,
+                "quantity": line.quantity,
+                "restock": line.restock,
+                "restocked": line.restocked_at is not None,
+            }
+            for line in lines
+        ],
     }
 
 
@@ -149,6 +244,7 @@ def _record(
             Refund.update(
                 status=refund_ledger.FAILED, failure_reason=refused[1][:100], updated_at=utcnow()
             ).where((Refund.id == refused[0]) & Refund.stripe_refund_id.is_null()).execute()
+            refund_lines.settle(Refund.get_by_id(refused[0]))
         settle_refunds(Context(settings, {}, actor=actor), order, payment, row)
         return row
 

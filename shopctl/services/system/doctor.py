@@ -7,6 +7,7 @@ from collections.abc import Callable
 from shopctl.config import Settings
 from shopctl.services.catalog.ledger import ledger_checks
 from shopctl.services.common import Report
+from shopctl.services.fulfilment.checks import check_fulfilment
 from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
 from shopctl.services.payments.event_log import check_webhooks
 from shopctl.services.payments.verification import check_reviews
@@ -20,6 +21,7 @@ def data_checks(settings: Settings, full: bool = False) -> list[tuple[str, Calla
     changed since the last clean run and a slice of a sweep, or with `full` every row."""
     return [
         *ledger_checks(full),
+        ("fulfilment", lambda report: check_fulfilment(settings, report)),
         ("webhooks", check_webhooks),
         ("payment checks", check_reviews),
         ("disputes", check_disputes),
