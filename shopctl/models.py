@@ -1,7 +1,7 @@
 """Peewee models: the tables, nothing else. Business rules live in shopctl.services.
 
-Timestamps are naive UTC. Money is integer minor units plus a currency code.
-The schema itself is created by the numbered scripts in migrations/.
+Timestamps are naive UTC. Money is integer minor units plus a currency code. The schema
+itself is created by the numbered scripts in migrations/.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Order(BaseModel):
     amount_cents = BigIntegerField()
     currency = CharField(3)
     pay_later = BooleanField(default=False)
-    expires_at = DateTimeField()  # indexed with the status (migrations/0014)
+    expires_at = DateTimeField()
     stock_released = BooleanField(default=False)
     idempotency_key = CharField(255, null=True)
     request_hash = CharField(64, null=True)
@@ -124,7 +124,7 @@ class Order(BaseModel):
     disputed = BooleanField(default=False)  # a dispute is open or was lost (migration 0010)
 
     class Meta:
-        # The listings' seek indexes (migrations/0011): each narrowing, then the whole sort.
+        # The listings' seek indexes (0011), each narrowing then the whole sort; overdue (0014).
         indexes = (
             (("user", "idempotency_key"), True),
             (("user", "created_at", "id"), False),

@@ -183,15 +183,16 @@ def sent_statements():
 def run_and_explain(database, call, *, sort: bool = True):
     """`call()`'s result and the plan of each SELECT it sent, with seq scans priced out.
 
-    Statistics are gathered first (without them the planner guesses from the file size
-    that `is_archived = false` is rare) and rolled back with the rest: ANALYZE is
-    transactional, so no other test's plans depend on this one's rows.
+    Statistics of the tables listings read are gathered first (without them the planner
+    guesses from the file size, or from what earlier tests left in the statistics) and
+    rolled back with the rest: ANALYZE is transactional, so no other test's plans depend
+    on this one's rows.
     """
     with database.atomic() as transaction:
         database.execute_sql("SET LOCAL enable_seqscan = off")
         if not sort:  # on a few rows a sort is cheap enough to beat any index order
             database.execute_sql("SET LOCAL enable_sort = off")
-        database.execute_sql("ANALYZE product")
+        database.execute_sql('ANALYZE product, "order", "user", stripe_event')
         with sent_statements() as sent:
             result = call()
         plans = [
@@ -270,6 +271,18 @@ def test_orders_list_by_email_finds_the_buyer_through_the_unique_index(db, backe
     postgres_only(backend_url)
     buyer = User.create(email="buyer@example.com", password_hash="x")
     Order.create(user=buyer, amount_cents=100, currency="usd", expires_at=utcnow())
+    db.execute_sql(  # other buyers and their orders: with statistics, the planner seeks ours
+        'INSERT INTO "user" (id, email, password_hash, role, is_deleted, created_at, updated_at)'
+        " SELECT md5(n::text)::uuid::text, 'other' || n || '@example.com', 'x', 'USER', false,"
+        " now(), now() FROM generate_series(1, 500) AS n"
+    )
+    db.execute_sql(
+        'INSERT INTO "order" (id, user_id, status, amount_cents, currency, pay_later,'
+        " expires_at, stock_released, created_at, updated_at, fulfillment_status, disputed)"
+        " SELECT md5(u.id || n)::uuid::text, u.id, 'PAID', 100, 'usd', false, now(), false,"
+        " now(), now(), 'UNFULFILLED', false FROM \"user\" AS u, generate_series(1, 4) AS n"
+        " WHERE u.email LIKE 'other%%'"
+    )
     search = OrderSearch(user="Buyer@Example.com")
     (rows, _), plans = run_and_explain(db, lambda: order_reports.search_orders(search))
     assert [row["userEmail"] for row in rows] == ["buyer@example.com"]
