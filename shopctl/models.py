@@ -1,7 +1,6 @@
 """Peewee models: the tables, nothing else. Business rules live in shopctl.services.
 
-Timestamps are naive UTC. Money is integer minor units plus a currency code. The schema
-itself is created by the numbered scripts in migrations/.
+Timestamps are naive UTC, money integer minor units and a currency; migrations/ makes the schema.
 """
 
 from __future__ import annotations
