@@ -24,6 +24,7 @@ from peewee import fn
 
 from shopctl.db import database
 from shopctl.models import Order, Payment, Refund, StripeEvent, utcnow
+from shopctl.prepared import PreparedSelect
 from shopctl.services.payments import refund_lines
 
 PENDING, SUCCEEDED, FAILED, CANCELED = "PENDING", "SUCCEEDED", "FAILED", "CANCELED"
@@ -41,13 +42,16 @@ RANK = {PENDING: 0, SUCCEEDED: 1, FAILED: 2, CANCELED: 2}
 REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 
 
-def counted_total(payment_id: str) -> int:
-    total = (
-        Refund.select(fn.COALESCE(fn.SUM(Refund.amount_cents), 0))
-        .where((Refund.payment == payment_id) & Refund.status.in_(COUNTED))
-        .scalar()
+# Every webhook that tells us a PaymentIntent runs it: built once (prepared.py).
+_COUNTED_TOTAL = PreparedSelect(
+    lambda p: Refund.select(fn.COALESCE(fn.SUM(Refund.amount_cents), 0)).where(
+        (Refund.payment == p.payment_id) & Refund.status.in_(COUNTED)
     )
-    return int(total or 0)
+)
+
+
+def counted_total(payment_id: str) -> int:
+    return int(_COUNTED_TOTAL.scalar(payment_id=payment_id) or 0)
 
 
 def reserve(order: Order, payment: Payment, amount: int, reason: str | None, actor: str) -> Refund:
