@@ -228,8 +228,7 @@ def _link(
         ctx.stage(payment, session_id=session_id)
     if new_intent:
         ctx.stage(payment, payment_intent_id=intent_id)
-        refund_ledger.adopt_early_refunds(order, payment)
-        total = min(refund_ledger.counted_total(payment.id), payment.amount_cents)
+        total = min(refund_ledger.adopt_early_refunds(order, payment), payment.amount_cents)
         if total > payment.refunded_cents:
             ctx.stage(payment, refunded_cents=total)
     if session_id and (converted or replaced_intent):
