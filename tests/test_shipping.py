@@ -19,6 +19,7 @@ from shopctl.config import load_settings
 from shopctl.errors import ConfigError
 from shopctl.models import Order, PaymentReview, ShippingRate
 from tests.conftest import StripeStack, _start_sandbox, free_port, run_server
+from tests.orders_support import stock_of
 from tests.payments_support import buyer, payment_of, product, status_of, wait_status
 from tests.test_webhooks import deliver
 
@@ -157,6 +158,21 @@ def test_pay_without_a_choice_ships_the_test_address_at_the_first_rate(
     assert order["shipping"]["rate"] == {"id": rates["Standard"]["id"], "name": "Standard"}
     assert order["shipping"]["address"]["country"] == "US"
     assert order["shipping"]["address"]["line1"]
+
+
+def test_an_order_stripe_could_not_charge_with_its_dearest_rate_is_refused_unreserved(
+    shipping_stack, settings, cli
+):
+    """The buyer picks the rate at Checkout: goods that fit one payment but not with the
+    dearest rate offered would leave a session Stripe refuses, the stock held for nothing."""
+    _add_rates(cli)
+    shopper, ring = buyer(shipping_stack, settings), product(price_cents=49_999_500, quantity=3)
+    refused = shopper.post("/order", json={"items": [{"productId": ring.id, "quantity": 2}]})
+    assert refused.status_code == 400, refused.text
+    assert "dearest shipping rate" in refused.json()["message"], refused.text
+    assert "999999.99 USD" in refused.json()["message"], refused.text
+    assert Order.select().count() == 0 and stock_of(ring) == 3
+    assert shopper.order_now(ring, 1)["orderId"]  # one ring, with any rate, fits
 
 
 def test_the_hosted_page_asks_for_the_address_and_offers_the_rates(shipping_stack, settings, cli):

@@ -42,6 +42,7 @@ from shopctl.money import chargeable_problem
 from shopctl.money import currency as currency_rules
 from shopctl.schemas import MAX_LINE_QUANTITY, OrderLine
 from shopctl.services.common import iso
+from shopctl.services.orders import shipping as shipping_rates
 from shopctl.services.orders.lifecycle import (
     CANCELED,
     EXPIRED,
@@ -223,6 +224,9 @@ def _check_total(settings, amount: int, unit_prices: Iterable[int]) -> None:
     problem = chargeable_problem(amount, currency)
     if problem:
         raise NotChargeable(f"The order total {problem}")
+    shipping = shipping_rates.dearest_rate_cents(currency) if settings.shipping_countries else 0
+    if shipping and (problem := chargeable_problem(amount + shipping, currency)):
+        raise NotChargeable(f"The order total with its dearest shipping rate {problem}")
     rules = currency_rules(currency)
     off_step = sorted(price for price in unit_prices if price % rules.step)
     if off_step:  # Stripe checks each line item's unit amount too

@@ -140,6 +140,12 @@ def offered_rates(currency_code: str) -> list[ShippingRate]:
     return list(query.order_by(ShippingRate.amount_cents, ShippingRate.id))
 
 
+def dearest_rate_cents(currency_code: str) -> int:
+    """The most a buyer can add for shipping at Checkout (0 with no rate offered)."""
+    rates = offered_rates(currency_code)
+    return max((rate.amount_cents for rate in rates), default=0)
+
+
 def rates_by_id(rate_ids: list[int]) -> dict[int, ShippingRate]:
     """Rates by id, disabled ones too: a session may have been priced before a disable."""
     return {rate.id: rate for rate in ShippingRate.select().where(ShippingRate.id.in_(rate_ids))}

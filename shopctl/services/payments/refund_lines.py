@@ -106,19 +106,23 @@ def settle(refund: Refund) -> None:
         _release(refund, lines)
 
 
+def _settle_line(line: RefundLine, column, now) -> bool:
+    """Mark a refund line restocked or released, once: a line is settled one way only."""
+    return bool(
+        RefundLine.update({column: now})
+        .where(
+            (RefundLine.id == line.id)
+            & RefundLine.restocked_at.is_null()
+            & RefundLine.released_at.is_null()
+        )
+        .execute()
+    )
+
+
 def _restock(refund: Refund, lines: list[RefundLine]) -> None:
     now, moved = utcnow(), 0
     for line in lines:
-        claimed = (
-            RefundLine.update(restocked_at=now)
-            .where(
-                (RefundLine.id == line.id)
-                & RefundLine.restocked_at.is_null()
-                & RefundLine.released_at.is_null()
-            )
-            .execute()
-        )
-        if not claimed:
+        if not _settle_line(line, RefundLine.restocked_at, now):
             continue
         returned = (
             OrderItem.update(restocked_quantity=OrderItem.restocked_quantity + line.quantity)
@@ -153,16 +157,7 @@ def _restock(refund: Refund, lines: list[RefundLine]) -> None:
 def _release(refund: Refund, lines: list[RefundLine]) -> None:
     now, released = utcnow(), 0
     for line in lines:
-        claimed = (
-            RefundLine.update(released_at=now)
-            .where(
-                (RefundLine.id == line.id)
-                & RefundLine.restocked_at.is_null()
-                & RefundLine.released_at.is_null()
-            )
-            .execute()
-        )
-        if not claimed:
+        if not _settle_line(line, RefundLine.released_at, now):
             continue
         OrderItem.update(refunded_quantity=OrderItem.refunded_quantity - line.quantity).where(
             (OrderItem.id == line.item_id) & (OrderItem.refunded_quantity >= line.quantity)
