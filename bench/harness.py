@@ -72,7 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add("--json", type=Path, help="also write every figure to this JSON file")
     add("--markdown", action="store_true", help="print the tables as Markdown")
-    add("--keep", action="store_true", help="keep the work directory (logs, request files)")
+    add(
+        "--keep",
+        action="store_true",
+        help="keep the work directory (logs, request files); with --scale, the databases too",
+    )
     add(
         "--setup-sql",
         type=Path,
@@ -80,6 +84,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         help="SQL file run on the database after migrating (e.g. an index to try); repeatable",
     )
+    add(
+        "--scale",
+        action="store_true",
+        help="instead of the scenarios: build a shop at each --scale-sizes and measure how "
+        "each request's and job's cost grows with it (bench/scale.py)",
+    )
+    add(
+        "--scale-sizes",
+        default="10k,1m",
+        help="catalog sizes for --scale, comma-separated (default 10k,1m; e.g. 10k,50k)",
+    )
+    add("--scale-rounds", type=int, default=3, help="rounds of each job for --scale")
     add(
         "--hold",
         action="store_true",
@@ -351,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(workdir)
     db_name = dataset.unique_name()
     print(f"shopctl bench: work directory {workdir}", flush=True)
+    if args.scale:
+        import scale
+
+        try:
+            return scale.run(args, workdir)
+        finally:
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
     ctx, keep = None, args.keep
     try:
         ctx = setup(args, workdir, db_name)

@@ -101,7 +101,7 @@ class Order(BaseModel):
     amount_cents = BigIntegerField()
     currency = CharField(3)
     pay_later = BooleanField(default=False)
-    expires_at = DateTimeField(index=True)
+    expires_at = DateTimeField()  # indexed with the status (migrations/0014)
     stock_released = BooleanField(default=False)
     idempotency_key = CharField(255, null=True)
     request_hash = CharField(64, null=True)
@@ -130,6 +130,7 @@ class Order(BaseModel):
             (("user", "created_at", "id"), False),
             (("created_at", "id"), False),
             (("status", "created_at", "id"), False),
+            (("status", "expires_at"), False),
         )
 
 

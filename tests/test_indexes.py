@@ -423,3 +423,41 @@ def test_the_seek_indexes_replace_their_prefixes_and_roll_back(fresh_database):
     assert "order_status" in {index.name for index in fresh_database.get_indexes("order")}
     assert "product_is_archived" in product_indexes(fresh_database)
     assert runner.up(SEEK_MIGRATION) == [SEEK_MIGRATION]
+
+
+OVERDUE_MIGRATION = "0014_overdue_orders_index"
+
+
+def _overdue_lookups(settings):
+    from shopctl.services.catalog.ledger import check_stuck_orders
+    from shopctl.services.common import Report
+    from shopctl.services.orders.expiry import expire_overdue
+
+    return {
+        "orders expire": lambda: expire_overdue(settings),
+        "doctor's stuck orders": lambda: check_stuck_orders(Report()),
+    }
+
+
+@pytest.mark.parametrize("job", ["orders expire", "doctor's stuck orders"])
+def test_overdue_orders_are_found_through_the_status_expiry_index(db, settings, backend_url, job):
+    """Paid orders' reservations ended long ago too: the overdue unpaid ones are sought by
+    (status, expires_at), not found among every order whose time is past."""
+    buyer = User.create(email="buyer@example.com", password_hash="x")
+    for state in ("PAID", "PAID", "PAID", "UNPAID"):
+        Order.create(
+            user=buyer, status=state, amount_cents=100, currency="usd", expires_at=utcnow()
+        )
+    plan = page_plan(db, backend_url, _overdue_lookups(settings)[job])
+    assert "order_status_expires_at" in plan, plan
+
+
+def test_the_overdue_index_replaces_the_expiry_index_and_rolls_back(fresh_database):
+    runner = runner_for(fresh_database)
+    runner.up(OVERDUE_MIGRATION)
+    indexes = {index.name for index in fresh_database.get_indexes("order")}
+    assert "order_status_expires_at" in indexes and "order_expires_at" not in indexes
+    assert runner.down() == [OVERDUE_MIGRATION]
+    indexes = {index.name for index in fresh_database.get_indexes("order")}
+    assert "order_expires_at" in indexes and "order_status_expires_at" not in indexes
+    assert runner.up(OVERDUE_MIGRATION) == [OVERDUE_MIGRATION]

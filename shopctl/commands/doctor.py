@@ -18,10 +18,19 @@ def doctor(
         metavar="FILE",
         help="Also write every check as a gauge to FILE (node_exporter's textfile collector).",
     ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="Check every product's and order's stock, not only what changed since the last "
+        "clean run and the next slice of the sweep.",
+    ),
 ) -> None:
     """Check configuration, database, migrations, the stock ledger and stuck orders.
 
     Exits 1 when anything is wrong; a warning (e.g. an open dispute) is shown, exit 0.
+    The stock checks read what changed since the last clean run and the next 10,000
+    products and orders of a sweep over the whole shop (a small shop is checked whole
+    every run); --full reads everything.
 
     \b
     Examples: shopctl doctor --json;
@@ -33,7 +42,7 @@ def doctor(
 
     settings = load_settings()
     init_database(settings.database_url, max_connections=4, create=False)
-    report = run_checks(settings)
+    report = run_checks(settings, full)
     if prometheus is not None:
         try:
             write_prometheus(report, str(prometheus))

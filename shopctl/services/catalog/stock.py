@@ -19,7 +19,6 @@ from peewee import fn
 from shopctl.errors import InvalidInput
 from shopctl.models import Order, OrderItem, Product
 from shopctl.schemas import STOCK_COLUMN_MAX
-from shopctl.services.common import Report
 
 # What of a line an order still holds: a line refund's restock already gave the rest back.
 HELD = OrderItem.quantity - OrderItem.restocked_quantity
@@ -53,31 +52,28 @@ def check_room(product_id: str, quantity: int) -> None:
         )
 
 
-def products_without_room() -> list[tuple[str, int, int]]:
+def products_without_room(where=None) -> list[tuple[str, int, int]]:
     """(name, stock, held by orders) where giving the held units back would overflow: only
-    stock written before the bound existed (or outside shopctl) can be like that."""
-    held = fn.COALESCE(fn.SUM(HELD), 0)
-    query = (
-        Product.select(Product.name, Product.quantity, held.alias("held"))
-        .join(OrderItem, on=(OrderItem.product == Product.id))
-        .join(Order, on=(Order.id == OrderItem.order))
-        .where(Order.stock_released == False)  # noqa: E712
-        .group_by(Product.id, Product.name, Product.quantity)
-        .having(Product.quantity + held > STOCK_COLUMN_MAX)
-        .order_by(Product.name)
-    )
-    return [(name, quantity, int(units)) for name, quantity, units in query.tuples()]
-
-
-def check_stock_room(report: Report) -> None:
-    crowded = products_without_room()
-    if crowded:
-        report.add(
-            "stock room",
-            False,
-            ", ".join(f"{name}: stock {qty:,} + {units:,} held" for name, qty, units in crowded),
-            f"lower its stock (shopctl products set-stock) so stock plus held stays within "
-            f"{STOCK_COLUMN_MAX:,}, or a cancel or expiry of those orders fails",
+    stock written before the bound existed (or outside shopctl) can be like that. Of the
+    products `where` selects (None: all); doctor (ledger.py) reads a slice at a time."""
+    if where is None:
+        held = fn.COALESCE(fn.SUM(HELD), 0)
+        query = (
+            Product.select(Product.name, Product.quantity, held.alias("held"))
+            .join(OrderItem, on=(OrderItem.product == Product.id))
+            .join(Order, on=(Order.id == OrderItem.order))
+            .where(Order.stock_released == False)  # noqa: E712
+            .group_by(Product.id, Product.name, Product.quantity)
+            .having(Product.quantity + held > STOCK_COLUMN_MAX)
         )
-        return
-    report.add("stock room", True, "every unit held by orders fits back into stock")
+    else:  # a sum per product through the index on order_item.product_id
+        held = (
+            OrderItem.select(fn.COALESCE(fn.SUM(HELD), 0))
+            .join(Order)
+            .where((OrderItem.product == Product.id) & (Order.stock_released == False))  # noqa: E712
+        )
+        query = Product.select(Product.name, Product.quantity, held.alias("held")).where(
+            where & (Product.quantity + held > STOCK_COLUMN_MAX)
+        )
+    rows = query.order_by(Product.name).tuples()
+    return [(name, quantity, int(units)) for name, quantity, units in rows]

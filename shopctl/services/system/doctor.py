@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shopctl.config import Settings
-from shopctl.services.catalog.ledger import check_ledger
+from shopctl.services.catalog.ledger import ledger_checks
 from shopctl.services.common import Report
 from shopctl.services.fulfilment.checks import check_fulfilment
 from shopctl.services.payments.dispute_views import check_disputes, check_fraud_warnings
@@ -13,18 +15,28 @@ from shopctl.services.system.checks import check_configuration, check_database
 from shopctl.services.system.retention import check_retention
 
 
-def run_checks(settings: Settings) -> Report:
+def data_checks(settings: Settings, full: bool = False) -> list[tuple[str, Callable]]:
+    """The checks that read the shop's data, by name, in the order doctor runs them once
+    the database answers (bench/run --scale times each). The ledger checks read what
+    changed since the last clean run and a slice of a sweep, or with `full` every row."""
+    return [
+        *ledger_checks(full),
+        ("fulfilment", lambda report: check_fulfilment(settings, report)),
+        ("webhooks", check_webhooks),
+        ("payment checks", check_reviews),
+        ("disputes", check_disputes),
+        ("fraud warnings", check_fraud_warnings),
+        ("retention", lambda report: check_retention(settings, report)),
+    ]
+
+
+def run_checks(settings: Settings, full: bool = False) -> Report:
     report = Report()
     check_configuration(settings, report)
     if not check_database(report):
         return report
-    check_ledger(report)
-    check_fulfilment(settings, report)
-    check_webhooks(report)
-    check_reviews(report)
-    check_disputes(report)
-    check_fraud_warnings(report)
-    check_retention(settings, report)
+    for _, check in data_checks(settings, full):
+        check(report)
     return report
 
 

@@ -216,6 +216,7 @@ def last_run() -> datetime | None:
 # --- what doctor shows -------------------------------------------------------------------
 
 OVERDUE = timedelta(days=2)
+COUNTED = 10_000  # rows doctor counts one by one; a bigger table is "over 10,000"
 
 
 def table_summaries(settings: Settings, now: datetime | None = None) -> list[dict]:
@@ -226,11 +227,14 @@ def table_summaries(settings: Settings, now: datetime | None = None) -> list[dic
         rows = target.model.select()
         if target.live is not None:
             rows = rows.where(target.live())
-        count, oldest = rows.select(fn.COUNT(target.key), fn.MIN(target.age)).scalar(as_tuple=True)
+        # Counting a million Stripe events took longer than every other check together: the
+        # count stops at COUNTED, and the oldest row comes from the age column's index.
+        count = rows.select(target.key).limit(COUNTED + 1).count()
+        oldest = rows.select(fn.MIN(target.age)).scalar()
         summaries.append(
             {
                 "table": target.name,
-                "rows": count,
+                "rows": f"{count:,}" if count <= COUNTED else f"over {COUNTED:,}",
                 "oldest": _moment(oldest),
                 "prunable": _count(target, settings, now),
                 "overdue": _count(target, settings, now - OVERDUE),
