@@ -39,6 +39,7 @@ ALL = (
     "metrics",
     "login",
     "pay-later",
+    "pay-later-one",
     "webhook",
     "pay-now",
     "memory",
@@ -252,6 +253,7 @@ def load_scenarios(ctx: scenarios.Context, only: set[str]) -> None:
         ("metrics", observability.metrics_cost),
         ("login", scenarios.login),
         ("pay-later", scenarios.pay_later),
+        ("pay-later-one", scenarios.pay_later_one_product),
         ("webhook", lambda c: scenarios.webhooks(c, payments["webhook"])),
         ("pay-now", scenarios.pay_now),
     ]

@@ -91,12 +91,18 @@ def logins(emails: Sequence[str], password: str) -> list[str]:
 
 
 def orders(
-    endpoint: str, tokens: Sequence[str], products: Sequence[str], count: int, rng: random.Random
+    endpoint: str,
+    tokens: Sequence[str],
+    products: Sequence[str],
+    count: int,
+    rng: random.Random,
+    most: int = 3,
 ) -> list[str]:
-    """`count` order requests, buyers in turn, each of 1-3 distinct products, one unit each."""
+    """`count` order requests, buyers in turn, each of 1 to `most` distinct products, one
+    unit each."""
     lines = []
     for n in range(count):
-        picked = rng.sample(products, rng.randint(1, 3))
+        picked = rng.sample(products, rng.randint(1, most))
         body = {"items": [{"productId": pid, "quantity": 1} for pid in picked]}
         headers = [JSON, f"Authorization: Bearer {tokens[n % len(tokens)]}"]
         lines.append(line("POST", f"{API}{endpoint}", headers, json.dumps(body)))

@@ -29,6 +29,7 @@ MIXED_WEIGHTS = {
     "pay_later": 2,
     "webhook": 1,
 }
+ONE_PRODUCT_STOCK = 200_000  # units the one-product scenario may sell
 ROUND_SECONDS = 120  # webhook signatures stay inside Stripe's 5-minute tolerance
 SAMPLE_EVERY = 2.0
 
@@ -208,6 +209,16 @@ def pay_later(ctx: Context) -> None:
     doctor = shopctl_json(ctx, "doctor")
     ctx.run.checks["pay_later_doctor"] = bool(doctor.get("ok"))
     ctx.run.checks["pay_later_doctor_report"] = doctor
+
+
+def pay_later_one_product(ctx: Context) -> None:
+    """Every order buys one unit of the same product: orders queue on its row lock."""
+    hot = ctx.sale[0]
+    dataset.restock(ctx.db_url, [hot], ONE_PRODUCT_STOCK)
+    lines = payloads.orders("/order/pay-later", ctx.tokens, [hot], 20000, ctx.rng, most=1)
+    ctx.measure("pay_later_one", "POST /order/pay-later, every order one product", lines)
+    processes.settle(ctx.api.workers())
+    ctx.run.checks["pay_later_one_stock"] = dataset.stock_summary(ctx.db_url)
 
 
 def webhooks(ctx: Context, payments: list[tuple[str, str, int]]) -> None:

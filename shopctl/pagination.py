@@ -208,11 +208,16 @@ class Window:
                 values[f"after_{i}"] = value
         return values
 
-    def page_of(self, rows: Sequence[Model]) -> tuple[list[Model], str | None]:
-        """The rows to show and the cursor of the page after them (None: this is the last)."""
+    def page_of(
+        self, rows: Sequence, position: Callable[[Any], Model] | None = None
+    ) -> tuple[list, str | None]:
+        """The rows to show and the cursor of the page after them (None: this is the last).
+        Rows are models, or anything `position` turns into one (only the last shown is)."""
         shown = list(rows[: self.limit])
-        more = len(rows) > self.limit
-        return shown, (self.keyset.cursor_of(shown[-1]) if more else None)
+        if len(rows) <= self.limit:
+            return shown, None
+        last = shown[-1] if position is None else position(shown[-1])
+        return shown, self.keyset.cursor_of(last)
 
     def meta(self, next_cursor: str | None, count: Callable[[], int]) -> dict:
         """Page-number meta as the Express API sent it (`count` is called only then), or

@@ -74,9 +74,11 @@ class _Compiled:
         self.sql, params = query.sql()
         self.slots = [_slot(p) for p in params]
         self.model: type[Model] = query.model
-        fields = getattr(query, "_returning", None) or ()  # a SELECT's model fields
-        self.names = [field.name for field in fields]
-        self.converters = [_converter(field, postgres) for field in fields]
+        fields = getattr(query, "_returning", None) or ()  # a SELECT's columns
+        self.names = [getattr(field, "name", None) for field in fields]
+        self.converters = [
+            _converter(field, postgres) if isinstance(field, Field) else None for field in fields
+        ]
 
     def params(self, values: Mapping[str, Any] | Sequence[Any]) -> list:
         return [constant if key is None else values[key] for key, constant in self.slots]
@@ -137,6 +139,22 @@ class PreparedSelect(PreparedStatement):
         """Every row, as instances of the query's model (a select of model fields only)."""
         compiled = self._compiled_here()
         return [_model(compiled, row) for row in self._cursor(compiled, values).fetchall()]
+
+    def rows(self, **values) -> list[tuple]:
+        """Every row as a tuple of its columns, each model field's value as the model holds
+        it (what `models` makes, without the instances; other columns as the driver gives)."""
+        compiled = self._compiled_here()
+        converters = compiled.converters
+        rows = self._cursor(compiled, values).fetchall()
+        if not any(converters):
+            return rows
+        return [
+            tuple(
+                v if convert is None or v is None else convert(v)
+                for convert, v in zip(converters, row, strict=True)
+            )
+            for row in rows
+        ]
 
     def first(self, **values) -> Model | None:
         compiled = self._compiled_here()

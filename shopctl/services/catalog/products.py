@@ -66,16 +66,23 @@ KEYSETS = {
 
 
 def product_dict(product: Product) -> dict:
+    return _wire([getattr(product, name) for name in PRODUCT_COLUMNS])
+
+
+def _wire(values) -> dict:
+    """A product as the API sends it, from its values in PRODUCT_COLUMNS order (a listed
+    row's total, after them, is not the product's)."""
+    pid, name, description, cents, currency, quantity, archived, created, updated, *_ = values
     return {
-        "id": product.id,
-        "name": product.name,
-        "description": product.description,
-        "priceCents": product.price_cents,
-        "currency": product.currency,
-        "quantity": product.quantity,
-        "isArchived": product.is_archived,
-        "createdAt": iso(product.created_at),
-        "updatedAt": iso(product.updated_at),
+        "id": pid,
+        "name": name,
+        "description": description,
+        "priceCents": cents,
+        "currency": currency,
+        "quantity": quantity,
+        "isArchived": archived,
+        "createdAt": iso(created),
+        "updatedAt": iso(updated),
     }
 
 
@@ -230,18 +237,35 @@ def _like_pattern(search: str) -> str:
     return f"%{escape_like(search)}%"
 
 
-_PRODUCTS_FOR_SALE = PreparedSelect(lambda params: ProductCount.select(ProductCount.live))
-
-
 def _seeking(query, params: Params, keyset: Keyset, after: bool):
     if after:
         query = query.where(keyset.after_params(params))
     return query.order_by(*keyset.order_by()).limit(params.limit).offset(params.offset)
 
 
+_LISTED = [Product._meta.fields[name] for name in PRODUCT_COLUMNS]
+
+
+def _page_query(params: Params, shape: tuple, keyset: Keyset, after: bool, total):
+    """The page's products, then (in page-number mode) its total as one more column: one
+    round trip, and the total read in the page's own snapshot."""
+    columns = _LISTED if total is None else [*_LISTED, total.alias("total")]
+    query = _matching(Product.select(*columns), params, *shape)
+    return _seeking(query, params, keyset, after)
+
+
 @cache
-def _listing(search: bool, low_stock: bool, include_archived: bool, keyset: Keyset, after: bool):
-    """The page and count queries for one shape of listing, compiled once.
+def _listing(
+    search: bool,
+    low_stock: bool,
+    include_archived: bool,
+    keyset: Keyset,
+    after: bool,
+    counted: bool,
+):
+    """The page and count queries for one shape of listing, compiled once. When
+    `counted`, the page's rows carry the total (the count query is then only run for a
+    page past the end, which has no rows to carry it).
 
     A search is planned with its pattern each time (not PREPAREd): PostgreSQL's generic
     plan cannot tell a term that matches nothing from one that matches everything, and
@@ -250,16 +274,18 @@ def _listing(search: bool, low_stock: bool, include_archived: bool, keyset: Keys
     from the trigram indexes and a common one from the sort index, which soon finds a page.
     """
     shape = (search, low_stock, include_archived)
-    page = PreparedSelect(
-        lambda params: _seeking(_matching(Product.select(), params, *shape), params, keyset, after),
-        plan_each_time=search,
-    )
-    if not any(shape):
-        return page, _PRODUCTS_FOR_SALE
-    count = PreparedSelect(
-        lambda params: _matching(Product.select(fn.COUNT(SQL("*"))), params, *shape),
-        plan_each_time=search,
-    )
+
+    def count_query(params: Params):
+        if not any(shape):
+            return ProductCount.select(ProductCount.live)
+        return _matching(Product.select(fn.COUNT(SQL("*"))), params, *shape)
+
+    def page_query(params: Params):
+        total = count_query(params) if counted else None
+        return _page_query(params, shape, keyset, after, total)
+
+    page = PreparedSelect(page_query, plan_each_time=search)
+    count = PreparedSelect(count_query, plan_each_time=search)
     return page, count
 
 
@@ -271,19 +297,32 @@ def list_products(
     keyset = KEYSETS[params.sortBy, params.sortOrder]
     given_page = params.page if "page" in params.model_fields_set else None
     window = pagination.window(keyset, limit=params.limit, cursor=params.cursor, page=given_page)
+    counted = window.page is not None
     page_query, count_query = _listing(
         bool(params.search),
         low_stock is not None,
         include_archived,
         keyset,
         window.position is not None,
+        counted,
     )
     filters = {"low_stock": low_stock}
     if params.search:
         filters["pattern"] = _like_pattern(params.search)
-    rows, next_cursor = window.page_of(page_query.models(**filters, **window.params()))
-    meta = window.meta(next_cursor, lambda: count_query.scalar(**filters))
-    return [product_dict(product) for product in rows], meta
+    rows = page_query.rows(**filters, **window.params())
+    shown, next_cursor = window.page_of(rows, position=_as_product)
+
+    def total() -> int:
+        return rows[0][-1] if rows else count_query.scalar(**filters)
+
+    return [_wire(row) for row in shown], window.meta(next_cursor, total)
+
+
+def _as_product(row: tuple) -> Product:
+    """A listed row as a model (for its cursor): its first columns are PRODUCT_COLUMNS."""
+    product = Product(__no_default__=True)
+    product.__data__ = dict(zip(PRODUCT_COLUMNS, row, strict=False))  # not the total
+    return product
 
 
 def existing_names() -> set[str]:

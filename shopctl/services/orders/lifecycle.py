@@ -106,38 +106,44 @@ def transition(
     if to_status not in ALLOWED.get(from_status, ()):
         raise Conflict(f"Order is {from_status} and cannot become {to_status}")
     now = utcnow()
-    _MOVE_ORDER.execute(order_id=order.id, status=to_status, now=now)
+    move = {"order_id": order.id, "status": to_status, "now": now}
+    record = move | {"from_status": from_status, "reason": reason[:200], "actor": actor[:255]}
+    if is_postgres():  # one round trip: the history row rides on the order's UPDATE
+        _MOVE_AND_RECORD.execute(**record)
+    else:
+        _MOVE_ORDER.execute(**move)
+        _RECORD_MOVE.execute(**record)
     if payment_status is not None:
         _MOVE_PAYMENT.execute(order_id=order.id, status=payment_status, now=now)
-    _RECORD_MOVE.execute(
-        order_id=order.id,
-        from_status=from_status,
-        to_status=to_status,
-        reason=reason[:200],
-        actor=actor[:255],
-        now=now,
-    )
     order.status, order.updated_at = to_status, now
     announce((order.id,), from_status, to_status, actor)
     return True
 
 
 # Every webhook, cancel and expiry runs these: built once (prepared.py).
-_MOVE_ORDER = PreparedStatement(
-    lambda p: Order.update(status=p.status, updated_at=p.now).where(Order.id == p.order_id)
-)
-_MOVE_PAYMENT = PreparedStatement(
-    lambda p: Payment.update(status=p.status, updated_at=p.now).where(Payment.order == p.order_id)
-)
-_RECORD_MOVE = PreparedStatement(
-    lambda p: OrderHistory.insert(
+def _move_order(p: Params) -> Query:
+    return Order.update(status=p.status, updated_at=p.now).where(Order.id == p.order_id)
+
+
+def _record_move(p: Params) -> Query:
+    return OrderHistory.insert(
         order=p.order_id,
         from_status=p.from_status,
-        to_status=p.to_status,
+        to_status=p.status,
         reason=p.reason,
         actor=p.actor,
         created_at=p.now,
     )
+
+
+_MOVE_ORDER = PreparedStatement(_move_order)
+_RECORD_MOVE = PreparedStatement(_record_move)
+# PostgreSQL: the history INSERT as a data-modifying WITH of the order's UPDATE.
+_MOVE_AND_RECORD = PreparedStatement(
+    lambda p: _move_order(p).with_cte(CTE("recorded", _record_move(p)))
+)
+_MOVE_PAYMENT = PreparedStatement(
+    lambda p: Payment.update(status=p.status, updated_at=p.now).where(Payment.order == p.order_id)
 )
 
 

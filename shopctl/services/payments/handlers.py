@@ -77,11 +77,31 @@ class Context:
 
     def flush(self) -> None:
         """Write the staged payment columns; every handler ends with it."""
-        if self.staged:
+        if not self.staged:
+            pass
+        elif any(isinstance(value, Node) for value in self.staged.values()):
             Payment.update(**self.staged, updated_at=utcnow()).where(
                 Payment.id == self.staged_for
             ).execute()
+        else:  # the usual case: values only, one statement compiled per set of columns
+            names = tuple(sorted(self.staged))
+            values = [_column_value(name, self.staged[name]) for name in names]
+            _PAYMENT_UPDATE.run((names,), [*values, utcnow(), self.staged_for])
         self.staged, self.staged_for = {}, None
+
+
+def _column_value(name: str, value):
+    return Payment._meta.fields[name].db_value(value)
+
+
+def _payment_update(p: Params, names: tuple[str, ...]) -> Query:
+    """UPDATE payment SET each of `names` = p[0], p[1]…, updated_at, WHERE id = the last."""
+    changes = {Payment._meta.fields[name]: p[n] for n, name in enumerate(names)}
+    changes[Payment.updated_at] = p[len(names)]
+    return Payment.update(changes).where(Payment.id == p[len(names) + 1])
+
+
+_PAYMENT_UPDATE = PreparedStatement(_payment_update)
 
 
 HANDLERS: dict[str, Callable[[Context], None]] = {}
@@ -208,8 +228,7 @@ def _link(
         ctx.stage(payment, session_id=session_id)
     if new_intent:
         ctx.stage(payment, payment_intent_id=intent_id)
-        refund_ledger.adopt_early_refunds(order, payment)
-        total = min(refund_ledger.counted_total(payment.id), payment.amount_cents)
+        total = min(refund_ledger.adopt_early_refunds(order, payment), payment.amount_cents)
         if total > payment.refunded_cents:
             ctx.stage(payment, refunded_cents=total)
     if session_id and (converted or replaced_intent):

@@ -19,11 +19,13 @@ Where a refund comes from:
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from peewee import fn
 
-from shopctl.db import database
+from shopctl.db import database, execute_prepared
 from shopctl.models import Order, Payment, Refund, StripeEvent, utcnow
+from shopctl.prepared import PreparedSelect
 from shopctl.services.payments import refund_lines
 
 PENDING, SUCCEEDED, FAILED, CANCELED = "PENDING", "SUCCEEDED", "FAILED", "CANCELED"
@@ -41,13 +43,16 @@ RANK = {PENDING: 0, SUCCEEDED: 1, FAILED: 2, CANCELED: 2}
 REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 
 
-def counted_total(payment_id: str) -> int:
-    total = (
-        Refund.select(fn.COALESCE(fn.SUM(Refund.amount_cents), 0))
-        .where((Refund.payment == payment_id) & Refund.status.in_(COUNTED))
-        .scalar()
+# Every webhook that tells us a PaymentIntent runs it: built once (prepared.py).
+_COUNTED_TOTAL = PreparedSelect(
+    lambda p: Refund.select(fn.COALESCE(fn.SUM(Refund.amount_cents), 0)).where(
+        (Refund.payment == p.payment_id) & Refund.status.in_(COUNTED)
     )
-    return int(total or 0)
+)
+
+
+def counted_total(payment_id: str) -> int:
+    return int(_COUNTED_TOTAL.scalar(payment_id=payment_id) or 0)
 
 
 def reserve(order: Order, payment: Payment, amount: int, reason: str | None, actor: str) -> Refund:
@@ -188,18 +193,32 @@ def record_charge(order: Order, payment: Payment, charge: dict, actor: str) -> N
     )
 
 
-def adopt_early_refunds(order: Order, payment: Payment) -> None:
-    """Dashboard refunds carry none of our metadata: refund events that came before we
-    knew the PaymentIntent were stored unmatched. Now that we know it, record them."""
-    p = database.param
-    types = ("charge.refunded", *REFUND_EVENTS)
-    marks = ", ".join([p] * len(types))
-    orphans = database.execute_sql(
-        f'SELECT "id", "payload" FROM "stripe_event" WHERE "type" IN ({marks}) '
-        f'AND "status" = {p} AND "payload" LIKE {p} ORDER BY "received_at"',
-        [*types, "IGNORED", f"%{payment.payment_intent_id}%"],
+_ORPHAN_TYPES = ("charge.refunded", *REFUND_EVENTS)
+
+
+@cache
+def _orphans_sql(p: str) -> str:
+    """The payment's counted refund total beside each stored, unmatched refund event that
+    may be of its PaymentIntent (none: one row, event columns NULL): one round trip."""
+    marks = ", ".join([p] * len(_ORPHAN_TYPES))
+    return (
+        'SELECT "counted"."total", "e"."id", "e"."payload" FROM (SELECT COALESCE(SUM('
+        f'"amount_cents"), 0) AS "total" FROM "refund" WHERE "payment_id" = {p} AND "status" '
+        f'IN ({p}, {p})) AS "counted" LEFT JOIN "stripe_event" AS "e" ON "e"."type" IN '
+        f'({marks}) AND "e"."status" = {p} AND "e"."payload" LIKE {p} ORDER BY "e"."received_at"'
     )
-    for event_id, payload in orphans.fetchall():
+
+
+def adopt_early_refunds(order: Order, payment: Payment) -> int:
+    """Dashboard refunds carry none of our metadata: refund events that came before we
+    knew the PaymentIntent were stored unmatched. Now that we know it, record them.
+    Returns the payment's counted refund total, those included."""
+    params = [payment.id, *COUNTED, *_ORPHAN_TYPES, "IGNORED", f"%{payment.payment_intent_id}%"]
+    rows = execute_prepared(_orphans_sql(database.param), params).fetchall()
+    orphans = [(event_id, payload) for _, event_id, payload in rows if event_id is not None]
+    if not orphans:
+        return int(rows[0][0])
+    for event_id, payload in orphans:
         obj = json.loads(payload)["data"]["object"]
         if obj.get("payment_intent") != payment.payment_intent_id:
             continue
@@ -210,3 +229,4 @@ def adopt_early_refunds(order: Order, payment: Payment) -> None:
         StripeEvent.update(
             status="PROCESSED", payment=payment.id, last_error=None, processed_at=utcnow()
         ).where(StripeEvent.id == event_id).execute()
+    return counted_total(payment.id)

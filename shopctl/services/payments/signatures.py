@@ -55,7 +55,23 @@ def parse_event(text: str) -> dict:
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         problems.append({"path": "data.object", "message": "must be an object"})
-    problems += unstorable_text(event)
+    if _may_hold_unstorable(text):
+        problems += unstorable_text(event)
     if problems:
         raise InvalidInput(problems, "Not a Stripe event")
     return event
+
+
+def _may_hold_unstorable(text: str) -> bool:
+    """Whether the parsed event may hold a NUL or a lone surrogate (`unstorable_text`).
+
+    JSON text can only produce them through a `\\u` escape (the parser refuses raw control
+    characters) or from the text itself. Most events have neither, and walking every value
+    of a Checkout Session event takes about 20 µs, this check under 2 µs."""
+    if "\\u" in text or "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
