@@ -267,7 +267,9 @@ def test_search_is_served_by_the_trigram_indexes_and_stays_literal(db, backend_u
     assert found("_")[0] == {"Snake_case Mug"}
 
 
-def add_other_buyers(database, buyers: int = 500, orders_each: int = 4) -> None:
+def add_other_buyers(
+    database, buyers: int = 500, orders_each: int = 4, status: str = "EXPIRED", due_in: int = 0
+) -> None:
     """Other buyers with EXPIRED orders, made set-based: with statistics (run_and_explain
     gathers them), the planner seeks one buyer's, or one status's, orders as it would in
     a real shop, instead of reading a few rows any way at all."""
@@ -280,10 +282,10 @@ def add_other_buyers(database, buyers: int = 500, orders_each: int = 4) -> None:
     database.execute_sql(
         'INSERT INTO "order" (id, user_id, status, amount_cents, currency, pay_later,'
         " expires_at, stock_released, created_at, updated_at, fulfillment_status, disputed)"
-        " SELECT md5(u.id || n)::uuid::text, u.id, 'EXPIRED', 100, 'usd', false, now(), true,"
-        " now(), now(), 'UNFULFILLED', false FROM \"user\" AS u, generate_series(1, %s) AS n"
-        " WHERE u.email LIKE 'other%%'",
-        (orders_each,),
+        " SELECT md5(u.id || n)::uuid::text, u.id, %s, 100, 'usd', false,"
+        " now() + %s * interval '1 minute', true, now(), now(), 'UNFULFILLED', false"
+        " FROM \"user\" AS u, generate_series(1, %s) AS n WHERE u.email LIKE 'other%%'",
+        (status, due_in, orders_each),
     )
 
 
@@ -479,6 +481,8 @@ def test_overdue_orders_are_found_through_the_status_expiry_index(db, settings, 
         Order.create(
             user=buyer, status=state, amount_cents=100, currency="usd", expires_at=utcnow()
         )
+    if backend_url.startswith("postgres"):  # reservations still running: not to be read
+        add_other_buyers(db, status="UNPAID", due_in=30)
     plan = page_plan(db, backend_url, _overdue_lookups(settings)[job])
     assert "order_status_expires_at" in plan, plan
 
