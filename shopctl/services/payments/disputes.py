@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from peewee import Model
 
 from shopctl.db import is_postgres
-from shopctl.models import Dispute, FraudWarning, Order, OrderHistory, Payment, utcnow
+from shopctl.models import Dispute, FraudWarning, Order, Payment, utcnow
 from shopctl.money import format_minor_units
+from shopctl.services.orders.fulfilment_state import record_event
 from shopctl.services.payments.handlers import Context, _id, claim, handles
 
 DISPUTE_EVENTS = (
@@ -84,19 +85,6 @@ def _text(value, limit: int) -> str | None:
 def _locked(model: type[Model], row_id: str) -> Model | None:
     query = model.select().where(model.id == row_id)
     return (query.for_update() if is_postgres() else query).get_or_none()
-
-
-def _history(order: Order, reason: str, actor: str) -> None:
-    """A history row that records an event around the order, not a move: its status stays."""
-    OrderHistory.insert(
-        order=order.id,
-        from_status=order.status,
-        to_status=order.status,
-        reason=reason[:200],
-        actor=actor[:255],
-        event="dispute",  # no status move (migration 0009): status readers skip it
-        created_at=utcnow(),
-    ).execute()
 
 
 def _claim_intent(ctx: Context, obj: dict) -> tuple[str | None, Order | None, Payment | None]:
@@ -250,7 +238,7 @@ def _settle_order(ctx: Context, order: Order, row: Dispute, before: str | None) 
         order.disputed = disputed
     if what is not None:
         reason = _dispute_reason(row, what)
-        _history(order, reason, ctx.actor)
+        record_event(order, "dispute", reason, ctx.actor)
         ctx.note(f"order {order.id}: {reason}")
 
 
@@ -308,7 +296,7 @@ def fraud_warning_changed(ctx: Context) -> None:
     if row.actionable != was_actionable and (row.actionable or was_actionable):
         state = "actionable: shipping waits" if row.actionable else "no longer actionable"
         reason = f"early fraud warning {row.id} ({row.fraud_type}) {state}"
-        _history(order, reason, ctx.actor)
+        record_event(order, "dispute", reason, ctx.actor)
         ctx.note(f"order {order.id}: {reason}")
 
 
