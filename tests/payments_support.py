@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from shopctl.models import Order, OrderHistory, Payment, Product
+from shopctl.models import Order, OrderHistory, Payment, Product, StripeEvent
 from tests.conftest import StripeStack
 from tests.orders_support import bearer, make_product, make_user
 
@@ -57,6 +57,19 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_processed(*event_types: str) -> None:
+    """Until an event of each type has been processed (by its webhook, in any order)."""
+    for event_type in event_types:
+        wait_for(
+            lambda t=event_type: (
+                StripeEvent.select()
+                .where((StripeEvent.type == t) & (StripeEvent.status == "PROCESSED"))
+                .exists()
+            ),
+            what=f"{event_type} processed",
+        )
 
 
 def status_of(order_id: str) -> str:

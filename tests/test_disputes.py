@@ -13,7 +13,7 @@ import time
 
 from shopctl.models import Dispute, FraudWarning, Order, OrderHistory, StripeEvent
 from shopctl.services.payments.dispute_views import shipping_hold
-from tests.payments_support import payment_of, status_of, wait_for
+from tests.payments_support import payment_of, status_of, wait_for, wait_processed
 from tests.test_indexes import fresh_database  # noqa: F401  (fixture)
 from tests.test_payments_ops import _paid_order
 
@@ -33,18 +33,6 @@ def _dispute(dispute_id: str, **expected) -> Dispute:
         return row if row and all(getattr(row, k) == v for k, v in expected.items()) else None
 
     return wait_for(arrived, what=f"dispute {dispute_id} with {expected}")
-
-
-def _processed(*event_types: str) -> None:
-    for event_type in event_types:
-        wait_for(
-            lambda t=event_type: (
-                StripeEvent.select()
-                .where((StripeEvent.type == t) & (StripeEvent.status == "PROCESSED"))
-                .exists()
-            ),
-            what=f"{event_type} processed",
-        )
 
 
 def _notes(order_id: str) -> list[str]:
@@ -105,7 +93,7 @@ def test_a_dispute_opened_and_won_at_the_sandbox(stripe_stack, settings, cli):
     assert Order.get_by_id(order_id).disputed is True
     stripe_stack.control("POST", f"/disputes/{opened['id']}/close", json={"outcome": "won"})
     _dispute(opened["id"], status="won", funds_reinstated_cents=1000)
-    _processed(
+    wait_processed(
         "charge.dispute.created",
         "charge.dispute.funds_withdrawn",
         "charge.dispute.updated",
@@ -225,7 +213,7 @@ def test_a_fraud_warning_holds_shipping_until_the_order_is_refunded(stripe_stack
 
     refunded = cli("orders", "refund", order_id, "--yes")
     assert refunded.exit_code == 0, refunded.output
-    _processed("radar.early_fraud_warning.updated")
+    wait_processed("radar.early_fraud_warning.updated")
     assert FraudWarning.get_by_id(made["id"]).actionable is False
     assert shipping_hold(order_id) is None
     notes = _notes(order_id)

@@ -14,7 +14,7 @@ import json
 from shopctl.commands.common import EXIT_STRIPE_UNREACHABLE
 from shopctl.models import Payment, Product, Refund, StockMovement, StripeEvent
 from tests.fulfilment_support import admin, item, owner_view, paid_order, post_at_once
-from tests.payments_support import payment_of, status_of, wait_for
+from tests.payments_support import payment_of, status_of, wait_processed
 from tests.test_payments_ops import _refunded_at_stripe
 from tests.test_shipping import _add_rates, _shipping_stack, shipping_stack  # noqa: F401
 
@@ -58,15 +58,7 @@ def test_a_line_refund_with_restock_returns_exactly_those_units_once(stripe_stac
 
     again = _refund(stripe_stack, settings, order.order_id, body, key="return-1")
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
-    for event_type in ("refund.created", "charge.refunded"):
-        wait_for(
-            lambda t=event_type: (
-                StripeEvent.select()
-                .where((StripeEvent.type == t) & (StripeEvent.status == "PROCESSED"))
-                .exists()
-            ),
-            what=f"{event_type} processed",
-        )
+    wait_processed("refund.created", "charge.refunded")
     for event in StripeEvent.select().where(StripeEvent.type.startswith("refund.")):
         assert cli("events", "replay", event.id, "--force").exit_code == 0
     assert _stock("Mug") == 6 and _restocks(order.order_id) == [(1, json.loads(refund))]

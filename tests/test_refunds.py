@@ -14,8 +14,15 @@ import threading
 from shopctl.commands.common import EXIT_STRIPE_UNREACHABLE
 from shopctl.db import release_connection
 from shopctl.errors import ShopError
-from shopctl.models import Payment, Refund, StripeEvent
-from tests.payments_support import history, payment_of, status_of, wait_for, wait_status
+from shopctl.models import Payment, Refund
+from tests.payments_support import (
+    history,
+    payment_of,
+    status_of,
+    wait_for,
+    wait_processed,
+    wait_status,
+)
 from tests.test_indexes import fresh_database  # noqa: F401  (fixture)
 from tests.test_payments_ops import _paid_order, _refunded_at_stripe
 
@@ -61,20 +68,7 @@ def test_a_pending_refund_that_fails_puts_the_order_back_to_paid(stripe_stack, s
     assert history(order_id)[-2:] == [("PAID", "REFUNDED"), ("REFUNDED", "PAID")]
     wait_for(lambda: _rows(order_id) == [(1000, "FAILED")], what="the refund row FAILED")
     assert payment_of(order_id).refunded_cents == 0 == _refunded_at_stripe(stripe_stack, order_id)
-    for event_type in (
-        "refund.created",
-        "refund.updated",
-        "refund.failed",
-        "charge.refund.updated",
-    ):
-        wait_for(
-            lambda t=event_type: (
-                StripeEvent.select()
-                .where((StripeEvent.type == t) & (StripeEvent.status == "PROCESSED"))
-                .exists()
-            ),
-            what=f"{event_type} processed",
-        )
+    wait_processed("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
     assert _doctor_ok(cli)
 
     stripe_stack.configure(refund_status="succeeded")  # refundable again, in full
