@@ -147,11 +147,13 @@ def _create_order(settings, user, quantities, pay_later, actor, key, request_has
     currency = settings.stripe_currency
     now = utcnow()
     check_order_limits(settings, user, now)
+    # Read before the stock is taken, so the product rows are not held locked for it.
+    shipping = _dearest_shipping(settings)
     taken = take_stock(quantities, currency=currency)
     if len(taken) < len(quantities):
-        _refuse(settings, quantities, taken)
+        _refuse(settings, quantities, taken, shipping)
     amount = sum(taken[pid][1] * quantity for pid, quantity in quantities.items())
-    _check_total(settings, amount, {taken[pid][1] for pid in quantities})
+    _check_total(settings, amount, {taken[pid][1] for pid in quantities}, shipping)
     order = Order(
         id=new_id(),
         user=user.id,
@@ -204,27 +206,33 @@ def _create_order(settings, user, quantities, pay_later, actor, key, request_has
     return order
 
 
-def _refuse(settings, quantities: dict[str, int], taken: dict) -> NoReturn:
+def _refuse(settings, quantities: dict[str, int], taken: dict, shipping: int) -> NoReturn:
     """Why some lines could not be taken, checked in the order a buyer is told about it:
     unknown products, archived or foreign ones, a total too big, then short stock."""
     products = {p.id: p for p in Product.select().where(Product.id.in_(list(quantities)))}
     _check_products(settings, quantities, products)
     prices = {products[pid].price_cents for pid in quantities}
-    _check_total(
-        settings, sum(products[pid].price_cents * q for pid, q in quantities.items()), prices
-    )
+    amount = sum(products[pid].price_cents * q for pid, q in quantities.items())
+    _check_total(settings, amount, prices, shipping)
     short = {pid: products[pid].quantity for pid in quantities if pid not in taken}
     _raise_shortfall(quantities, products, short)
 
 
-def _check_total(settings, amount: int, unit_prices: Iterable[int]) -> None:
+def _dearest_shipping(settings) -> int:
+    """The most shipping can add at Checkout: the buyer picks the rate there."""
+    if not settings.shipping_countries:
+        return 0
+    return shipping_rates.dearest_rate_cents(settings.stripe_currency)
+
+
+def _check_total(settings, amount: int, unit_prices: Iterable[int], shipping: int) -> None:
     """Refuse (400, naming the limit) a total Stripe cannot charge: under its minimum, over
-    one payment's maximum, or off the currency's step (a price from before the rules)."""
+    one payment's maximum (with `shipping`, the dearest rate), or off the currency's step
+    (a price from before the rules)."""
     currency = settings.stripe_currency
     problem = chargeable_problem(amount, currency)
     if problem:
         raise NotChargeable(f"The order total {problem}")
-    shipping = shipping_rates.dearest_rate_cents(currency) if settings.shipping_countries else 0
     if shipping and (problem := chargeable_problem(amount + shipping, currency)):
         raise NotChargeable(f"The order total with its dearest shipping rate {problem}")
     rules = currency_rules(currency)
